@@ -1,0 +1,106 @@
+"""Make upstream Dassl (0.6.x, last released for PyTorch 1.x) run on current PyTorch.
+
+Applied once on `import sar_prompt`; every patch is idempotent and a no-op where the
+running PyTorch does not need it. What breaks upstream, and what we do:
+
+1. `torch.optim.lr_scheduler.LRScheduler.__init__` lost its `verbose` argument (torch 2.7),
+   but Dassl's warmup schedulers still pass it: we give them an `__init__` without it.
+2. `torch.load` defaults to `weights_only=True` (torch 2.6). Dassl's checkpoints store the
+   warmup scheduler's successor as a pickled object, which that refuses. New checkpoints
+   store the successor's state dict instead, and `load_checkpoint` falls back to a full
+   unpickle, with a warning, only for older checkpoints that need it.
+3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
+   `torch.amp` (autocast/GradScaler with device "cuda").
+"""
+import inspect
+import pickle
+import sys
+import warnings
+
+import torch
+
+_applied = False
+
+
+def apply():
+    """Patch the imported `dassl` (real or test double). Safe to call more than once."""
+    global _applied
+    if _applied:
+        return
+    try:
+        import dassl  # noqa: F401
+        from dassl.optim import lr_scheduler
+        from dassl.utils import torchtools
+    except ImportError:
+        return  # no Dassl: nothing to patch (sar_prompt's trainers will fail to import)
+    _patch_warmup_scheduler(lr_scheduler._BaseWarmupScheduler)
+    _patch_load_checkpoint(torchtools)
+    _applied = True
+
+
+def _lr_scheduler_takes_verbose():
+    return "verbose" in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters
+
+
+def _patch_warmup_scheduler(base):
+    if getattr(base, "_sar_prompt_patched", False):
+        return
+
+    if not _lr_scheduler_takes_verbose():
+        def __init__(self, optimizer, successor, warmup_epoch, last_epoch=-1, verbose=False):
+            self.successor = successor
+            self.warmup_epoch = warmup_epoch
+            torch.optim.lr_scheduler.LRScheduler.__init__(self, optimizer, last_epoch)
+
+        base.__init__ = __init__
+
+    def state_dict(self):
+        # The successor is stored as its own state dict, so checkpoints load with weights_only.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "successor")}
+        state["successor_state"] = self.successor.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        successor = state.pop("successor", None)  # pre-patch checkpoints pickled the object
+        successor_state = state.pop("successor_state", None)
+        if successor_state is None and successor is not None:
+            successor_state = successor.state_dict()
+        self.__dict__.update(state)
+        if successor_state is not None:
+            self.successor.load_state_dict(successor_state)
+
+    base.state_dict = state_dict
+    base.load_state_dict = load_state_dict
+    base._sar_prompt_patched = True
+
+
+def _patch_load_checkpoint(torchtools):
+    original = torchtools.load_checkpoint
+    if getattr(original, "_sar_prompt_patched", False):
+        return
+
+    def load_checkpoint(fpath):
+        if fpath is None:
+            raise ValueError("File path is None")
+        import os.path as osp
+
+        if not osp.exists(fpath):
+            raise FileNotFoundError(f'File is not found at "{fpath}"')
+        map_location = None if torch.cuda.is_available() else "cpu"
+        try:
+            return torch.load(fpath, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            warnings.warn(
+                f"{fpath} stores pickled Python objects (written before sar_prompt's Dassl patch); "
+                "loading it with weights_only=False. Only load checkpoints you trust.",
+                stacklevel=2,
+            )
+            return torch.load(fpath, map_location=map_location, weights_only=False)
+
+    load_checkpoint._sar_prompt_patched = True
+    load_checkpoint.__wrapped__ = original
+    # Rebind every alias already imported (dassl.utils, dassl.engine.trainer, host trainers).
+    for module in list(sys.modules.values()):
+        if getattr(module, "load_checkpoint", None) is original:
+            setattr(module, "load_checkpoint", load_checkpoint)

@@ -1,0 +1,1 @@
+"""CLIP pieces shared by every trainer: loading, text encoding, prompt tokens, the prompted model."""

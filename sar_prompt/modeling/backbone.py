@@ -1,0 +1,168 @@
+"""Load OpenAI CLIP once, for every trainer: by name from the CLIP cache (downloading it
+when online) or from a local file, in the precision the run asks for."""
+import hashlib
+import os
+import shutil
+import sys
+import types
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, WeightsError
+
+WEIGHTS_ENV = "SAR_PROMPT_CLIP_WEIGHTS"  # a local weights file, for any backbone name
+CACHE_ENV = "SAR_PROMPT_CLIP_CACHE"  # where named weights are cached (default ~/.cache/clip)
+
+
+def import_clip():
+    """Import OpenAI's `clip`. It imports `pkg_resources` only for `packaging`, and
+    setuptools 81+ no longer ships `pkg_resources`: lend it a stand-in for the import."""
+    if "clip" in sys.modules:
+        return sys.modules["clip"]
+    lent = False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        try:
+            import pkg_resources  # noqa: F401
+        except ImportError:
+            import packaging.version
+
+            shim = types.ModuleType("pkg_resources")
+            shim.packaging = packaging
+            sys.modules["pkg_resources"] = shim
+            lent = True
+        try:
+            import clip
+        finally:
+            if lent:
+                del sys.modules["pkg_resources"]
+    return clip
+
+
+def available_models():
+    return list(import_clip().clip._MODELS)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "clip").expanduser()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, timeout: float = 60.0):
+    """Stream into `<target>.part`, then rename: an interrupted download never looks finished."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+    os.replace(partial, target)
+
+
+def resolve_weights(backbone_name: str, path: str = "") -> Path:
+    """The weights file to load: `path` (MODEL.BACKBONE.PATH), else $SAR_PROMPT_CLIP_WEIGHTS,
+    else the cached OpenAI file for `backbone_name`, downloaded into the cache if missing."""
+    if path:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise WeightsError(f"MODEL.BACKBONE.PATH is {path!r}, but no file is there. "
+                               "Point it at a CLIP weights file, or set it to \"\" to load "
+                               f"{backbone_name!r} from the CLIP cache.")
+        return file
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        file = Path(env).expanduser()
+        if not file.is_file():
+            raise WeightsError(f"${WEIGHTS_ENV} is {env!r}, but no file is there. Point it at a "
+                               "CLIP weights file or unset it.")
+        return file
+
+    models = import_clip().clip._MODELS
+    if backbone_name not in models:
+        raise ConfigError(f"MODEL.BACKBONE.NAME is {backbone_name!r}, not an OpenAI CLIP model. "
+                          f"Choose one of {', '.join(models)}, or give a weights file in "
+                          "MODEL.BACKBONE.PATH.")
+    url = models[backbone_name]
+    expected_sha = url.split("/")[-2]
+    target = cache_dir() / os.path.basename(url)
+    if target.is_file():
+        if _sha256(target) == expected_sha:
+            return target
+        warnings.warn(f"{target} does not match its SHA256 checksum; downloading it again.")
+    print(f"[sar_prompt] downloading CLIP {backbone_name} to {target}")
+    try:
+        _download(url, target)
+    except OSError as exc:
+        raise WeightsError(
+            f"CLIP weights for {backbone_name!r} are not in the cache ({target}) and could not "
+            f"be downloaded ({exc}). On a machine with internet, download {url} into "
+            f"{target.parent} (or set ${CACHE_ENV} to the folder that holds it), or point "
+            f"MODEL.BACKBONE.PATH or ${WEIGHTS_ENV} at a local weights file."
+        ) from exc
+    if _sha256(target) != expected_sha:
+        raise WeightsError(f"Downloaded {target}, but its SHA256 checksum does not match "
+                           f"{expected_sha}. Delete it and try again.")
+    return target
+
+
+def _is_torchscript(file: Path) -> bool:
+    """TorchScript archives are zip files with a `code/` folder; torch.save files have none."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_state_dict(file: Path) -> dict:
+    """A CLIP state dict from an OpenAI JIT archive or from a plain (possibly wrapped) state dict."""
+    if _is_torchscript(file):  # OpenAI's released files
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # jit.load is deprecated
+            try:
+                return torch.jit.load(str(file), map_location="cpu").state_dict()
+            except RuntimeError as exc:
+                raise WeightsError(f"Cannot read the CLIP archive {file}: {exc}. Re-download it.") \
+                    from exc
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"Cannot read CLIP weights from {file}: {exc}. The file is neither an "
+                           "OpenAI CLIP archive nor a saved state dict; re-download it.") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or "token_embedding.weight" not in obj:
+        raise WeightsError(f"{file} holds no CLIP state dict (no 'token_embedding.weight').")
+    return obj
+
+
+def effective_precision(requested: str, device: torch.device) -> str:
+    """fp16 and amp need CUDA; everything else runs in fp32."""
+    if torch.device(device).type != "cuda" and requested != "fp32":
+        print(f"[sar_prompt] PREC {requested} needs CUDA; running in fp32 on {device}.")
+        return "fp32"
+    return requested
+
+
+def load_clip(backbone_name: str, path: str = "", precision: str = "fp32"):
+    """Build OpenAI's CLIP model on CPU. fp16 keeps CLIP's half-precision weights; fp32 and amp
+    (which autocasts per step) convert them to fp32."""
+    clip = import_clip()
+    file = resolve_weights(backbone_name, path)
+    try:
+        model = clip.model.build_model(read_state_dict(file))
+    except (KeyError, RuntimeError) as exc:
+        raise WeightsError(f"{file} is not a CLIP model clip.model.build_model can rebuild: {exc}") \
+            from exc
+    if precision != "fp16":
+        model.float()
+    return model.eval()

@@ -1,0 +1,128 @@
+"""CoOp's prompt: learnable context vectors around each class name's tokens,
+`[SOS] ctx_1 .. ctx_M <name tokens> . [EOS]` (or the name in front of / amid the context)."""
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .tokens import bpe, eot_positions, tokenize
+
+DEFAULT_CTX_INIT = "a photo of a"  # what KgCoOp's CTX_INIT=True means
+
+
+def class_prompt_text(name: str) -> str:
+    return name.replace("_", " ")
+
+
+class ClassTokens(nn.Module):
+    """The frozen token embeddings of a set of class names in the context prompt, truncated
+    after the longest end-of-text token. Rebuilt for each class set, never saved (buffers are
+    non-persistent), so a checkpoint trained on base classes loads for new ones."""
+
+    def __init__(self, prefix, suffix, eot, name_lens):
+        super().__init__()
+        self.register_buffer("prefix", prefix, persistent=False)  # (N, 1, D): SOS
+        self.register_buffer("suffix", suffix, persistent=False)  # (N, L-1-M, D): name . EOS
+        self.register_buffer("eot", eot, persistent=False)  # (N,)
+        self.name_lens = name_lens  # BPE tokens of each name
+
+    def __len__(self):
+        return self.prefix.shape[0]
+
+
+class ContextPromptLearner(nn.Module):
+    def __init__(self, clip_model, text_encoder, classnames, n_ctx=16, ctx_init="", csc=False,
+                 class_token_position="end"):
+        super().__init__()
+        if ctx_init is True:
+            ctx_init = DEFAULT_CTX_INIT
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        self.text_encoder = [text_encoder]  # a list keeps it out of this module's parameters
+        self.class_token_position = class_token_position
+        self.csc = bool(csc)
+        dtype = clip_model.dtype
+        width = clip_model.ln_final.weight.shape[0]
+
+        if ctx_init:
+            # One context vector per BPE token of the words (CoOp counts words, which is the
+            # same for "a photo of a" but not for words BPE splits).
+            n_ctx = len(bpe().encode(ctx_init))
+            with torch.no_grad():
+                ids = tokenize([ctx_init], source="TRAINER.COOP.CTX_INIT", error=ConfigError)
+                ctx = text_encoder.embed(ids)[0, 1:1 + n_ctx].clone()
+            if self.csc:  # as in CoOp, an initialised context is shared by all classes
+                print("[sar_prompt] CTX_INIT is set, so the context is shared (CSC ignored, as in CoOp)")
+                self.csc = False
+            self.prompt_prefix = ctx_init
+        else:
+            shape = (len(classnames), n_ctx, width) if self.csc else (n_ctx, width)
+            ctx = torch.empty(*shape, dtype=dtype)
+            nn.init.normal_(ctx, std=0.02)
+            self.prompt_prefix = " ".join(["X"] * n_ctx)
+        print(f'[sar_prompt] initial context: "{self.prompt_prefix}" ({n_ctx} tokens'
+              f'{", class-specific" if self.csc else ""})')
+        self.n_ctx = n_ctx
+        self.ctx = nn.Parameter(ctx)
+        self.classes = self.class_tokens(classnames, source="dataset class names")
+
+    def prompt_texts(self, names):
+        return [f"{self.prompt_prefix} {class_prompt_text(n)}." for n in names]
+
+    @torch.no_grad()
+    def class_tokens(self, names, source="class names") -> ClassTokens:
+        """Frozen token embeddings of `names` in this prompt (for the dataset's classes, or
+        for other names such as SAR's novel classes)."""
+        encoder = self.text_encoder[0]
+        ids = tokenize(self.prompt_texts(names), source=source)
+        eot = eot_positions(ids)
+        ids = ids[:, :int(eot.max()) + 1]
+        emb = encoder.embed(ids.to(encoder.token_embedding.weight.device))
+        name_lens = [len(bpe().encode(class_prompt_text(n))) for n in names]
+        tokens = ClassTokens(emb[:, :1], emb[:, 1 + self.n_ctx:], eot, name_lens)
+        return tokens.to(emb.device)
+
+    def forward(self, tokens: ClassTokens = None, index: torch.Tensor = None):
+        """Prompt embeddings (N, L, D) and EOT positions (N,) for `tokens` (default: the
+        dataset's classes), optionally only the rows in `index`."""
+        if tokens is None:
+            tokens = self.classes
+        elif self.csc:
+            raise ConfigError("TRAINER.COOP.CSC is True: class-specific contexts exist only for "
+                              "the dataset's classes, so other class names (SAR's novel classes) "
+                              "cannot be prompted. Use a shared context (CSC False).")
+        prefix, suffix, eot = tokens.prefix, tokens.suffix, tokens.eot
+        name_lens = tokens.name_lens
+        ctx = self.ctx
+        if index is not None:
+            prefix, suffix, eot = prefix[index], suffix[index], eot[index]
+            name_lens = [name_lens[i] for i in index.tolist()]
+            if ctx.dim() == 3:
+                ctx = ctx[index]
+        n = prefix.shape[0]
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(n, -1, -1)
+
+        if self.class_token_position == "end":
+            return torch.cat([prefix, ctx, suffix], dim=1), eot
+        # front / middle: the name moves into the context. Rows with equal name length are
+        # sliced together, so the cost grows with distinct lengths, not with classes.
+        groups = defaultdict(list)
+        for row, length in enumerate(name_lens):
+            groups[length].append(row)
+        half = self.n_ctx // 2
+        out = torch.empty(n, prefix.shape[1] + ctx.shape[1] + suffix.shape[1], prefix.shape[2],
+                          dtype=ctx.dtype, device=prefix.device)
+        for length, rows in groups.items():
+            rows = torch.tensor(rows, device=prefix.device)
+            name, rest = suffix[rows, :length], suffix[rows, length:]
+            c = ctx[rows]
+            if self.class_token_position == "front":
+                parts = [prefix[rows], name, c, rest]
+            elif self.class_token_position == "middle":
+                parts = [prefix[rows], c[:, :half], name, c[:, half:], rest]
+            else:
+                raise ConfigError(f"TRAINER.COOP.CLASS_TOKEN_POSITION is "
+                                  f"{self.class_token_position!r}; use end, middle or front.")
+            out[rows] = torch.cat(parts, dim=1)
+        return out, eot

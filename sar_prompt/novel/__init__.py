@@ -1,0 +1,132 @@
+"""Novel-class lists: the names SAR treats as potential unseen classes, one JSON per dataset.
+
+Schema (version 1), `novel_classes/<dataset key>.json`:
+
+    {
+      "schema": "sar-prompt/novel-classes",
+      "version": 1,
+      "dataset": "Caltech101",            # Dassl dataset name the list was made for
+      "novel_classes": ["...", ...],      # non-empty, unique (case/space-insensitive)
+      "provenance": {                     # how the list was produced, truthfully
+        "source": "manual" | "gpt-4o" | "vocab" | "file" | "wordnet" | ...,
+        "description": "...",             # free text: who/what made it, from what
+        ...                               # source-specific details (model, prompt, date)
+      }
+    }
+"""
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..errors import NovelClassesError
+
+SCHEMA = "sar-prompt/novel-classes"
+VERSION = 1
+MAX_NAME_CHARS = 200
+
+
+def shipped_dir() -> Path:
+    """The folder of the lists shipped with sar_prompt (`novel_classes/` in the repository)."""
+    return Path(str(resources.files("sar_prompt.novel_classes")))
+
+
+def default_path(dataset_key: str) -> Path:
+    return shipped_dir() / f"{dataset_key}.json"
+
+
+def how_to_make(dataset_key: str) -> str:
+    return (f"Make it from a plain-text list (one name per line) with `python -m sar_prompt.novel "
+            f"from-file NAMES.txt --dataset {dataset_key}`, or point TRAINER.SAR.NOVEL_FILE at "
+            "an existing list.")
+
+
+def normalized(name: str) -> str:
+    """The form in which two names count as the same class."""
+    return re.sub(r"[\s_\-]+", " ", name).strip().casefold()
+
+
+@dataclass
+class NovelClassList:
+    dataset: str
+    names: list
+    provenance: dict
+    path: Path = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self):
+        out = {"schema": SCHEMA, "version": VERSION, "dataset": self.dataset,
+               "novel_classes": list(self.names), "provenance": dict(self.provenance)}
+        out.update(self.extra)
+        return out
+
+
+def validate(obj, where, dataset_key="DATASET"):
+    """A NovelClassList from a parsed JSON object; every problem names `where`."""
+    fix = how_to_make(dataset_key)
+    if not isinstance(obj, dict):
+        raise NovelClassesError(f"{where}: expected a JSON object with 'novel_classes', got "
+                                f"{type(obj).__name__}. {fix}")
+    if obj.get("schema") != SCHEMA:
+        raise NovelClassesError(f"{where}: 'schema' must be {SCHEMA!r} (got "
+                                f"{obj.get('schema')!r}). {fix}")
+    if obj.get("version") != VERSION:
+        raise NovelClassesError(f"{where}: unsupported 'version' {obj.get('version')!r}; this "
+                                f"sar_prompt reads version {VERSION}.")
+    for key, kind in (("dataset", str), ("novel_classes", list), ("provenance", dict)):
+        if not isinstance(obj.get(key), kind):
+            raise NovelClassesError(f"{where}: key {key!r} must be a {kind.__name__} "
+                                    f"(got {type(obj.get(key)).__name__}). {fix}")
+    names = obj["novel_classes"]
+    if not names:
+        raise NovelClassesError(f"{where}: 'novel_classes' is empty; SAR needs at least one "
+                                f"novel class. {fix}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise NovelClassesError(f"{where}: novel_classes[{i}] is {name!r}; every entry must "
+                                    "be a non-empty string.")
+        if not name.isprintable():
+            raise NovelClassesError(f"{where}: novel_classes[{i}] {name!r} has non-printable "
+                                    "characters.")
+        if len(name) > MAX_NAME_CHARS:
+            raise NovelClassesError(f"{where}: novel_classes[{i}] is {len(name)} characters "
+                                    f"long (limit {MAX_NAME_CHARS}); shorten it.")
+    seen, dups = {}, []
+    for name in names:
+        key = normalized(name)
+        if key in seen:
+            dups.append(f"{seen[key]!r} / {name!r}")
+        else:
+            seen[key] = name
+    if dups:
+        raise NovelClassesError(f"{where}: duplicate novel classes (case, space and underscore "
+                                f"do not count): {', '.join(dups[:10])}. Remove the repeats.")
+    if not obj["provenance"].get("source") or not obj["provenance"].get("description"):
+        raise NovelClassesError(f"{where}: 'provenance' needs 'source' and 'description' saying "
+                                "how the list was produced.")
+    known = {"schema", "version", "dataset", "novel_classes", "provenance"}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return NovelClassList(obj["dataset"], [n.strip() for n in names], obj["provenance"],
+                          extra=extra)
+
+
+def load(path, dataset_key="DATASET", dataset_name=None):
+    """Read and validate a novel-class file. With `dataset_name`, the file must be for it."""
+    path = Path(path)
+    if not path.is_file():
+        raise NovelClassesError(f"Novel-class file {path} does not exist. {how_to_make(dataset_key)}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise NovelClassesError(f"{path} is not UTF-8 text ({exc}).") from exc
+    except json.JSONDecodeError as exc:
+        raise NovelClassesError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                                f"column {exc.colno}. {how_to_make(dataset_key)}") from exc
+    result = validate(obj, str(path), dataset_key)
+    if dataset_name is not None and result.dataset != dataset_name:
+        raise NovelClassesError(f"{path} is a novel-class list for {result.dataset!r}, but the "
+                                f"run trains on {dataset_name!r}. Set TRAINER.SAR.NOVEL_FILE to "
+                                f"the list for {dataset_name}.")
+    result.path = path
+    return result

@@ -1,0 +1,181 @@
+"""Train or evaluate with the same command line as CoOp's train.py:
+
+    python train.py --root DATA --seed 1 --trainer CoOpSAR \
+        --dataset-config-file configs/datasets/caltech101.yaml \
+        --config-file configs/trainers/CoOp/vit_b16_ctxv1.yaml \
+        --output-dir OUT [--eval-only --model-dir DIR --load-epoch N] [KEY VALUE ...]
+
+Config layers, later ones winning: Dassl's defaults + `extend_cfg`, the dataset config
+file, the method config file, the command-line flags, the trailing KEY VALUE pairs.
+"""
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, SarPromptError
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=str, default="", help="path to dataset")
+    p.add_argument("--output-dir", type=str, default="", help="output directory")
+    p.add_argument("--resume", type=str, default="",
+                   help="checkpoint directory (from which the training resumes)")
+    p.add_argument("--seed", type=int, default=-1, help="only positive value enables a fixed seed")
+    p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    p.add_argument("--config-file", type=str, default="", help="path to config file")
+    p.add_argument("--dataset-config-file", type=str, default="",
+                   help="path to config file for dataset setup")
+    p.add_argument("--trainer", type=str, default="", help="name of trainer")
+    p.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    p.add_argument("--head", type=str, default="", help="name of head")
+    p.add_argument("--eval-only", action="store_true", help="evaluation only")
+    p.add_argument("--model-dir", type=str, default="",
+                   help="load model from this directory for eval-only mode")
+    p.add_argument("--load-epoch", type=int,
+                   help="load model weights at this epoch for evaluation")
+    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER,
+                   help="modify config options using the command-line")
+    return p
+
+
+def _all_keys(node, prefix=""):
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _all_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def _unknown_key_error(cfg, exc, source):
+    text = str(exc.args[0]) if exc.args else str(exc)
+    key = text.split(":")[-1].strip() if "Non-existent config key" in text else text
+    close = difflib.get_close_matches(key, list(_all_keys(cfg)), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"{source}: unknown config key {key}.{hint} Keys come from Dassl's "
+                       "defaults and sar_prompt.extend_cfg; check the spelling.")
+
+
+def _merge_file(cfg, path, flag):
+    if not path:
+        return
+    if not Path(path).is_file():
+        raise ConfigError(f"{flag} {path}: no such file.")
+    try:
+        cfg.merge_from_file(path)
+    except KeyError as exc:
+        raise _unknown_key_error(cfg, exc, path) from exc
+    except Exception as exc:  # yaml syntax, wrong value types
+        raise ConfigError(f"{path}: cannot merge this config file: {exc}") from exc
+
+
+def reset_cfg(cfg, args):
+    for arg, key in (("root", "DATASET.ROOT"), ("output_dir", "OUTPUT_DIR"),
+                     ("resume", "RESUME"), ("source_domains", "DATASET.SOURCE_DOMAINS"),
+                     ("target_domains", "DATASET.TARGET_DOMAINS"),
+                     ("transforms", "INPUT.TRANSFORMS"), ("trainer", "TRAINER.NAME"),
+                     ("backbone", "MODEL.BACKBONE.NAME"), ("head", "MODEL.HEAD.NAME")):
+        value = getattr(args, arg)
+        if value:
+            node = cfg
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+    if args.seed >= 0:  # CoOp skips seed 0 (falsy); 0 is a valid seed here
+        cfg.SEED = args.seed
+
+
+def setup_cfg(args):
+    from dassl.config import get_cfg_default
+
+    from . import extend_cfg
+
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
+    _merge_file(cfg, args.config_file, "--config-file")
+    reset_cfg(cfg, args)
+    opts = args.opts or []
+    if len(opts) % 2:
+        raise ConfigError(f"trailing options must be KEY VALUE pairs; got {len(opts)} words: "
+                          f"{' '.join(opts)}")
+    try:
+        cfg.merge_from_list(opts)
+    except KeyError as exc:
+        raise _unknown_key_error(cfg, exc, "command-line option") from exc
+    except Exception as exc:
+        raise ConfigError(f"command-line options: {exc}") from exc
+    cfg.freeze()
+    return cfg
+
+
+def check_names(cfg):
+    """Unknown trainer or dataset names fail here, before anything heavy is built."""
+    from dassl.data.datasets import DATASET_REGISTRY
+    from dassl.engine import TRAINER_REGISTRY
+
+    for what, key, value, registry, flag in (
+            ("trainer", "TRAINER.NAME", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer"),
+            ("dataset", "DATASET.NAME", cfg.DATASET.NAME, DATASET_REGISTRY,
+             "--dataset-config-file")):
+        names = registry.registered_names()
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown {what} {value!r} ({key}, set by {flag}).{hint} "
+                              f"Registered: {', '.join(sorted(names))}.")
+
+
+def run(args):
+    import sar_prompt  # noqa: F401  (patches Dassl, registers trainers and datasets)
+    from dassl.engine import build_trainer
+    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+    import torch
+
+    cfg = setup_cfg(args)
+    check_names(cfg)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+    if torch.cuda.is_available() and cfg.USE_CUDA:
+        torch.backends.cudnn.benchmark = True
+    print("** Arguments **")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("** Config **")
+    print(cfg)
+    print(f"** System info **\n{collect_env_info()}\n")
+    trainer = build_trainer(cfg)
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+        return
+    if not args.no_train:
+        trainer.train()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except ModuleNotFoundError as exc:
+        if exc.name != "dassl":
+            raise
+        print("error: Dassl is not installed. Install it from its repository "
+              "(see README, 'Install'), then run again.", file=sys.stderr)
+        return 2
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""sar-prompt installs as one package, `sar_prompt`; the repository's top-level folders
+`trainers/`, `datasets/` and `novel_classes/` become its subpackages, so installing it
+never adds top-level `trainers` or `datasets` packages that would shadow a host suite's."""
+from setuptools import setup
+
+setup(
+    name="sar-prompt",
+    version="0.1.0",
+    description="Similarity Alignment Regularization (SAR) for CLIP prompt tuning, as a Dassl plugin",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=[
+        "sar_prompt",
+        "sar_prompt.modeling",
+        "sar_prompt.novel",
+        "sar_prompt.trainers",
+        "sar_prompt.datasets",
+        "sar_prompt.novel_classes",
+    ],
+    package_dir={
+        "sar_prompt": "sar_prompt",
+        "sar_prompt.trainers": "trainers",
+        "sar_prompt.datasets": "datasets",
+        "sar_prompt.novel_classes": "novel_classes",
+    },
+    package_data={"sar_prompt.novel_classes": ["*.json"]},
+    # Dassl is not on PyPI: install it from its repository (see README).
+    install_requires=[
+        "torch>=1.13",
+        "torchvision",
+        "openai-clip",
+        "packaging",
+        "yacs",
+        "tabulate",
+        "tqdm",
+        "gdown",
+        "openai>=1.0",
+    ],
+    extras_require={"test": ["pytest"]},
+)

@@ -1,0 +1,3 @@
+from .build import build_evaluator, EVALUATOR_REGISTRY  # isort:skip
+
+from .evaluator import EvaluatorBase, Classification

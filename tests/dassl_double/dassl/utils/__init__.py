@@ -1,0 +1,5 @@
+from .tools import *
+from .logger import *
+from .meters import *
+from .registry import *
+from .torchtools import *
