@@ -15,6 +15,7 @@ setup(
         "sar_prompt",
         "sar_prompt.modeling",
         "sar_prompt.novel",
+        "sar_prompt.classnames",
         "sar_prompt.trainers",
         "sar_prompt.datasets",
         "sar_prompt.novel_classes",
@@ -25,7 +26,7 @@ setup(
         "sar_prompt.datasets": "datasets",
         "sar_prompt.novel_classes": "novel_classes",
     },
-    package_data={"sar_prompt.novel_classes": ["*.json"]},
+    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[
         "torch>=1.13",
