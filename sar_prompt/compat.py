@@ -52,6 +52,7 @@ def _patch_warmup_scheduler(base):
             self.warmup_epoch = warmup_epoch
             torch.optim.lr_scheduler.LRScheduler.__init__(self, optimizer, last_epoch)
 
+        base._sar_prompt_original_init = base.__init__
         base.__init__ = __init__
 
     def state_dict(self):

@@ -6,6 +6,14 @@ Our SAR trainers subclass our own classes, so they never depend on which one a n
 """
 _ours = set()  # ids of the objects we registered, which yield to a host's later registration
 _patched_registry_classes = set()
+_reported = set()  # (registry, name) conflicts already logged
+
+
+def _say_once(registry, name, message):
+    key = (id(registry), name)
+    if key not in _reported:
+        _reported.add(key)
+        print(message)
 
 
 def _allow_host_to_replace_ours(registry_cls):
@@ -16,8 +24,8 @@ def _allow_host_to_replace_ours(registry_cls):
     def _do_register(self, name, obj, force=False):
         current = self._obj_map.get(name)
         if current is not None and id(current) in _ours and current is not obj and not force:
-            print(f'[sar_prompt] {self._name} "{name}": the host suite\'s '
-                  f"{obj.__module__}.{obj.__qualname__} replaces sar_prompt's")
+            _say_once(self, name, f'[sar_prompt] {self._name} "{name}": the host suite\'s '
+                                  f"{obj.__module__}.{obj.__qualname__} replaces sar_prompt's")
             self._obj_map[name] = obj
             return
         return original(self, name, obj, force=force)
@@ -33,9 +41,10 @@ def register(registry, obj):
     if name in registry.registered_names():
         current = registry.get(name)
         if current is not obj:
-            print(f'[sar_prompt] {getattr(registry, "_name", "registry")} "{name}" is already '
-                  f"registered by {current.__module__}; keeping the host's. sar_prompt's is "
-                  f"{obj.__module__}.{obj.__qualname__}.")
+            _say_once(registry, name,
+                      f'[sar_prompt] {getattr(registry, "_name", "registry")} "{name}" is '
+                      f"already registered by {current.__module__}; keeping the host's. "
+                      f"sar_prompt's is {obj.__module__}.{obj.__qualname__}.")
         return
     registry.register(obj)
     _ours.add(id(obj))

@@ -52,10 +52,22 @@ def _all_keys(node, prefix=""):
             yield f"{prefix}{k}"
 
 
-def _unknown_key_error(cfg, exc, source):
-    text = str(exc.args[0]) if exc.args else str(exc)
-    key = text.split(":")[-1].strip() if "Non-existent config key" in text else text
-    close = difflib.get_close_matches(key, list(_all_keys(cfg)), n=3)
+def suggest(value, choices, n=1):
+    """Closest choices to `value`, a case-insensitive exact match first."""
+    lowered = {c.lower(): c for c in choices}
+    if value.lower() in lowered:
+        return [lowered[value.lower()]]
+    return [lowered[c] for c in difflib.get_close_matches(value.lower(), list(lowered), n=n)]
+
+
+def _nonexistent_key(exc):
+    """The key yacs reports in 'Non-existent (config) key: KEY', or None."""
+    text = str(exc.args[0]) if exc.args else ""
+    return text.split(":", 1)[1].strip() if "Non-existent" in text and ":" in text else None
+
+
+def _unknown_key_error(cfg, key, source):
+    close = suggest(key, list(_all_keys(cfg)), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return ConfigError(f"{source}: unknown config key {key}.{hint} Keys come from Dassl's "
                        "defaults and sar_prompt.extend_cfg; check the spelling.")
@@ -68,8 +80,11 @@ def _merge_file(cfg, path, flag):
         raise ConfigError(f"{flag} {path}: no such file.")
     try:
         cfg.merge_from_file(path)
-    except KeyError as exc:
-        raise _unknown_key_error(cfg, exc, path) from exc
+    except (KeyError, AssertionError) as exc:
+        key = _nonexistent_key(exc)
+        if key is None:
+            raise ConfigError(f"{path}: cannot merge this config file: {exc}") from exc
+        raise _unknown_key_error(cfg, key, path) from exc
     except Exception as exc:  # yaml syntax, wrong value types
         raise ConfigError(f"{path}: cannot merge this config file: {exc}") from exc
 
@@ -107,8 +122,11 @@ def setup_cfg(args):
                           f"{' '.join(opts)}")
     try:
         cfg.merge_from_list(opts)
-    except KeyError as exc:
-        raise _unknown_key_error(cfg, exc, "command-line option") from exc
+    except (KeyError, AssertionError) as exc:
+        key = _nonexistent_key(exc)
+        if key is None:
+            raise ConfigError(f"command-line options: {exc}") from exc
+        raise _unknown_key_error(cfg, key, "command-line option") from exc
     except Exception as exc:
         raise ConfigError(f"command-line options: {exc}") from exc
     cfg.freeze()
@@ -126,7 +144,7 @@ def check_names(cfg):
              "--dataset-config-file")):
         names = registry.registered_names()
         if value not in names:
-            close = difflib.get_close_matches(value, names, n=1)
+            close = suggest(value, names)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown {what} {value!r} ({key}, set by {flag}).{hint} "
                               f"Registered: {', '.join(sorted(names))}.")

@@ -3,7 +3,7 @@
 # for each seed, train on the base classes (16 shots), evaluate the final checkpoint on the
 # new classes, then print the base / new / harmonic-mean table.
 #
-#   bash scripts/base2new.sh DATASET TRAINER [KEY VALUE ...]
+# Usage: bash scripts/base2new.sh DATASET TRAINER [KEY VALUE ...]
 #   bash scripts/base2new.sh caltech101 CoOpSAR
 #   bash scripts/base2new.sh demo CoOpSAR          # offline, about a minute on a CPU
 #
@@ -12,12 +12,12 @@
 #   SEEDS   seeds ["1 2 3"]                     SHOTS   shots per class [16]
 #   CFG     trainer config: a name under configs/trainers/<TRAINER>/ (or the method's folder
 #           for a SAR variant) or a path to a .yaml file [per trainer, see below]
-#   PYTHON  interpreter [python]
+#   PYTHON  interpreter [<repo>/.venv/bin/python if present, else python]
 # Trailing KEY VALUE pairs go to every run (they are not part of the run folder's name).
 # Finished runs are skipped; unfinished ones resume from their last epoch.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +27,9 @@ DATA="${DATA:-$REPO/data}"
 OUTPUT="${OUTPUT:-$REPO/output}"
 SEEDS="${SEEDS:-1 2 3}"
 SHOTS="${SHOTS:-16}"
-PYTHON="${PYTHON:-python}"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
+fi
 
 die() { echo "error: $*" >&2; exit 2; }
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (without Dassl unless it is already there) and run the test suite.
+# Usage: bash scripts/test.sh [pytest arguments]
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$REPO/scripts/setup.sh" --no-dassl
+cd "$REPO"
+exec "${VENV:-$REPO/.venv}/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

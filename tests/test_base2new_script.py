@@ -1,0 +1,114 @@
+"""scripts/base2new.sh end to end: train on base classes, evaluate on new ones, table."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "base2new.sh"
+
+TINY_CONFIG = """\
+DATALOADER:
+  TRAIN_X: {BATCH_SIZE: 16}
+  TEST: {BATCH_SIZE: 50}
+  NUM_WORKERS: 0
+INPUT:
+  SIZE: (32, 32)
+  TRANSFORMS: ["random_resized_crop", "random_flip", "normalize"]
+  PIXEL_MEAN: [0.48145466, 0.4578275, 0.40821073]
+  PIXEL_STD: [0.26862954, 0.26130258, 0.27577711]
+OPTIM: {NAME: "sgd", LR: 0.002, MAX_EPOCH: 2, LR_SCHEDULER: "cosine", WARMUP_EPOCH: 1,
+        WARMUP_TYPE: "constant", WARMUP_CONS_LR: 1e-5}
+USE_CUDA: False
+TRAIN: {PRINT_FREQ: 50}
+TRAINER:
+  COOP: {CTX_INIT: "a photo of a", PREC: "fp32"}
+  SAR: {NUM_NOVEL: 16}
+"""
+
+
+def run_script(*args, cwd, **env):
+    full_env = dict(os.environ, PYTHON=sys.executable, **env)
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def table_rows(stdout):
+    """{seed: (base, new, hm)} from the printed table."""
+    rows = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", line.strip())
+        if m:
+            rows[int(m[1])] = tuple(float(x) for x in m.groups()[1:])
+    return rows
+
+
+def accuracy(run_dir):
+    return json.loads((run_dir / "results.json").read_text())["accuracy"]
+
+
+@pytest.mark.parametrize("trainer", ["CoOpSAR", "KgCoOpSAR"])
+def test_base2new_on_a_fixture_dataset(trainer, caltech_root, tiny_clip_path, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    out = tmp_path / "output"
+    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1 2", CFG=str(config))
+    weights = ["MODEL.BACKBONE.PATH", str(tiny_clip_path)]
+    common = f"caltech101/shots_16/{trainer}/tiny"
+    train1 = out / "base2new" / "train_base" / common / "seed1"
+
+    # an interrupted seed-1 run: one epoch of two, checkpoint saved, no result yet
+    partial = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--root", str(caltech_root), "--seed", "1",
+         "--trainer", trainer, "--dataset-config-file", str(REPO / "configs/datasets/caltech101.yaml"),
+         "--config-file", str(config), "--output-dir", str(train1), *weights,
+         "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base",
+         "TRAIN.CHECKPOINT_FREQ", "1", "OPTIM.MAX_EPOCH", "1", "TEST.NO_TEST", "True"],
+        capture_output=True, text=True, timeout=300)
+    assert partial.returncode == 0, partial.stderr
+    assert not (train1 / "results.json").exists()
+
+    proc = run_script("caltech101", trainer, *weights, cwd=tmp_path, **env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "seed 1: resuming base training" in proc.stdout
+    assert (train1 / "prompt_learner" / "model.pth.tar-2").is_file()
+    rows = table_rows(proc.stdout)
+    assert sorted(rows) == [1, 2]
+    for seed, (base, new, hm) in rows.items():
+        assert base == pytest.approx(accuracy(out / "base2new/train_base" / common / f"seed{seed}"), abs=0.01)
+        assert new == pytest.approx(accuracy(out / "base2new/test_new" / common / f"seed{seed}"), abs=0.01)
+        assert hm == pytest.approx(2 * base * new / (base + new) if base + new else 0, abs=0.01)
+    assert "mean" in proc.stdout and "2 of 2 seeds complete" in proc.stdout
+    new_result = json.loads((out / "base2new/test_new" / common / "seed2/results.json").read_text())
+    assert new_result["subsample_classes"] == "new" and new_result["checkpoint"]["epoch"] == 2
+
+    # finished runs are skipped; a missing evaluation is redone alone
+    (out / "base2new/test_new" / common / "seed2/results.json").unlink()
+    again = run_script("caltech101", trainer, *weights, cwd=tmp_path, **env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("finished earlier") == 3
+    assert "seed 2: evaluating epoch 2 on new classes" in again.stdout
+    assert table_rows(again.stdout) == rows
+
+
+def test_demo_runs_offline_from_any_directory(tmp_path):
+    proc = run_script("demo", "CoOpSAR", cwd=tmp_path, DATA=str(tmp_path / "data"),
+                      OUTPUT=str(tmp_path / "out"), SEEDS="1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "tiny RANDOM CLIP" in proc.stdout
+    assert sorted(table_rows(proc.stdout)) == [1]
+    assert (tmp_path / "data" / "sar_demo" / "tiny_clip.pt").is_file()
+
+
+def test_bad_arguments(tmp_path):
+    proc = run_script("caltech1O1", "CoOpSAR", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown dataset 'caltech1O1'" in proc.stderr
+    assert "caltech101" in proc.stderr
+    proc = run_script("caltech101", "MyMethod", cwd=tmp_path)
+    assert proc.returncode == 2 and "set CFG" in proc.stderr
+    proc = run_script(cwd=tmp_path)
+    assert proc.returncode == 2 and "Usage" in proc.stderr

@@ -1,0 +1,109 @@
+"""sar_prompt makes upstream Dassl work on current PyTorch (tested against the double, which
+reproduces upstream's defects, and against real Dassl when it is installed)."""
+import inspect
+import warnings
+
+import pytest
+import torch
+
+import sar_prompt  # noqa: F401  (applies the patches)
+from dassl.config import get_cfg_default
+from dassl.optim import build_lr_scheduler, build_optimizer
+
+
+def optim_cfg(max_epoch=4):
+    cfg = get_cfg_default()
+    o = cfg.OPTIM
+    o.NAME, o.LR, o.MAX_EPOCH, o.LR_SCHEDULER = "sgd", 0.002, max_epoch, "cosine"
+    o.WARMUP_EPOCH, o.WARMUP_TYPE, o.WARMUP_CONS_LR = 1, "constant", 1e-5
+    return o
+
+
+def build(max_epoch=4):
+    param = torch.nn.Parameter(torch.zeros(3))
+    optimizer = build_optimizer([param], optim_cfg(max_epoch))
+    return optimizer, build_lr_scheduler(optimizer, optim_cfg(max_epoch))
+
+
+def lrs(optimizer, scheduler, n):
+    out = []
+    for _ in range(n):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_upstream_warmup_scheduler_needs_the_patch_on_this_torch():
+    from dassl.optim.lr_scheduler import _BaseWarmupScheduler
+
+    takes_verbose = "verbose" in inspect.signature(
+        torch.optim.lr_scheduler.LRScheduler.__init__).parameters
+    if takes_verbose:
+        pytest.skip("this torch still accepts verbose; nothing to patch")
+    original = _BaseWarmupScheduler._sar_prompt_original_init
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    successor = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    with pytest.raises(TypeError):
+        original(_BaseWarmupScheduler.__new__(_BaseWarmupScheduler), optimizer, successor, 1)
+
+
+def test_warmup_then_cosine():
+    optimizer, scheduler = build()
+    seq = lrs(optimizer, scheduler, 5)
+    assert seq[0] == pytest.approx(1e-5)  # constant warm-up epoch
+    assert seq[1] == pytest.approx(0.002)
+    assert seq[1] > seq[2] > seq[3] > seq[4]
+
+
+def test_scheduler_state_is_weights_only_loadable_and_resumes(tmp_path):
+    optimizer, scheduler = build()
+    lrs(optimizer, scheduler, 2)
+    state = scheduler.state_dict()
+    assert "successor" not in state and "successor_state" in state
+    path = tmp_path / "sched.pt"
+    torch.save({"scheduler": state, "optimizer": optimizer.state_dict()}, path)
+    loaded = torch.load(path, weights_only=True)
+
+    expected = lrs(optimizer, scheduler, 3)
+    optimizer2, scheduler2 = build()
+    optimizer2.load_state_dict(loaded["optimizer"])
+    scheduler2.load_state_dict(loaded["scheduler"])
+    # Upstream restored a pickled successor bound to a copy of the optimizer, so the
+    # real optimizer's lr froze after resuming; here the schedule continues.
+    assert lrs(optimizer2, scheduler2, 3) == pytest.approx(expected)
+
+
+def test_checkpoints_from_unpatched_dassl_still_load(tmp_path):
+    from dassl.utils import load_checkpoint
+
+    optimizer, scheduler = build()
+    legacy = {k: v for k, v in scheduler.__dict__.items() if k != "optimizer"}  # pickled successor
+    path = tmp_path / "model.pth.tar-1"
+    torch.save({"state_dict": {}, "epoch": 1, "scheduler": legacy}, path)
+    with pytest.warns(UserWarning, match="weights_only=False"):
+        checkpoint = load_checkpoint(str(path))
+    optimizer2, scheduler2 = build()
+    scheduler2.load_state_dict(checkpoint["scheduler"])
+    assert scheduler2.successor is not checkpoint["scheduler"]["successor"]
+
+
+def test_plain_checkpoints_load_weights_only_without_warning(tmp_path):
+    from dassl.utils import load_checkpoint
+
+    path = tmp_path / "model.pth.tar-1"
+    torch.save({"state_dict": {"ctx": torch.ones(2)}, "epoch": 1, "val_result": None}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_checkpoint(str(path))["epoch"] == 1
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(str(tmp_path / "missing"))
+
+
+def test_every_alias_of_load_checkpoint_is_patched():
+    import dassl.engine.trainer as trainer_module
+    import dassl.utils as utils
+    from dassl.utils import torchtools
+
+    for fn in (utils.load_checkpoint, torchtools.load_checkpoint, trainer_module.load_checkpoint):
+        assert getattr(fn, "_sar_prompt_patched", False)
