@@ -11,6 +11,9 @@ running PyTorch does not need it. What breaks upstream, and what we do:
    unpickle, with a warning, only for older checkpoints that need it.
 3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
    `torch.amp` (autocast/GradScaler with device "cuda").
+4. Not a torch change, but a run killed while Dassl writes a checkpoint could leave a
+   truncated file, or an empty `checkpoint` pointer that breaks resuming: checkpoints and
+   the pointer are now written atomically.
 """
 import inspect
 import pickle
@@ -35,6 +38,7 @@ def apply():
         return  # no Dassl: nothing to patch (sar_prompt's trainers will fail to import)
     _patch_warmup_scheduler(lr_scheduler._BaseWarmupScheduler)
     _patch_load_checkpoint(torchtools)
+    _patch_save_checkpoint(torchtools)
     _applied = True
 
 
@@ -99,9 +103,42 @@ def _patch_load_checkpoint(torchtools):
             )
             return torch.load(fpath, map_location=map_location, weights_only=False)
 
-    load_checkpoint._sar_prompt_patched = True
-    load_checkpoint.__wrapped__ = original
-    # Rebind every alias already imported (dassl.utils, dassl.engine.trainer, host trainers).
+    _replace_everywhere("load_checkpoint", original, load_checkpoint)
+
+
+def _patch_save_checkpoint(torchtools):
+    original = torchtools.save_checkpoint
+    if getattr(original, "_sar_prompt_patched", False):
+        return
+
+    def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True,
+                        model_name=""):
+        import io
+        import os.path as osp
+
+        from .io import atomic_write_bytes, atomic_write_text
+
+        if remove_module_from_keys:  # as upstream: drop DataParallel's "module." prefix
+            state["state_dict"] = type(state["state_dict"])(
+                (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items())
+        fpath = osp.join(save_dir, model_name or f"model.pth.tar-{state['epoch']}")
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(fpath, buffer.getvalue())
+        print(f"Checkpoint saved to {fpath}")
+        atomic_write_text(osp.join(save_dir, "checkpoint"), f"{osp.basename(fpath)}\n")
+        if is_best:
+            best = osp.join(save_dir, "model-best.pth.tar")
+            atomic_write_bytes(best, buffer.getvalue())
+            print(f'Best checkpoint saved to "{best}"')
+
+    _replace_everywhere("save_checkpoint", original, save_checkpoint)
+
+
+def _replace_everywhere(name, original, replacement):
+    """Rebind every alias already imported (dassl.utils, dassl.engine.trainer, host code)."""
+    replacement._sar_prompt_patched = True
+    replacement.__wrapped__ = original
     for module in list(sys.modules.values()):
-        if getattr(module, "load_checkpoint", None) is original:
-            setattr(module, "load_checkpoint", load_checkpoint)
+        if getattr(module, name, None) is original:
+            setattr(module, name, replacement)

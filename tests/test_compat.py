@@ -100,10 +100,32 @@ def test_plain_checkpoints_load_weights_only_without_warning(tmp_path):
         load_checkpoint(str(tmp_path / "missing"))
 
 
-def test_every_alias_of_load_checkpoint_is_patched():
+def test_every_alias_of_the_checkpoint_functions_is_patched():
     import dassl.engine.trainer as trainer_module
     import dassl.utils as utils
     from dassl.utils import torchtools
 
-    for fn in (utils.load_checkpoint, torchtools.load_checkpoint, trainer_module.load_checkpoint):
-        assert getattr(fn, "_sar_prompt_patched", False)
+    for name in ("load_checkpoint", "save_checkpoint"):
+        for module in (utils, torchtools, trainer_module):
+            assert getattr(getattr(module, name), "_sar_prompt_patched", False), (module, name)
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    from dassl.utils import load_checkpoint, save_checkpoint
+
+    state = {"state_dict": {"module.ctx": torch.ones(2)}, "epoch": 3, "val_result": 1.5}
+    save_checkpoint(dict(state), str(tmp_path), is_best=True)
+    assert (tmp_path / "checkpoint").read_text() == "model.pth.tar-3\n"
+    assert list(load_checkpoint(str(tmp_path / "model.pth.tar-3"))["state_dict"]) == ["ctx"]
+    assert (tmp_path / "model-best.pth.tar").is_file()
+
+    # a crash while writing epoch 4 leaves epoch 3 and its pointer intact
+    def crash(obj, f, *a, **k):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"state_dict": {}, "epoch": 4}, str(tmp_path))
+    assert not (tmp_path / "model.pth.tar-4").exists()
+    assert (tmp_path / "checkpoint").read_text() == "model.pth.tar-3\n"

@@ -69,7 +69,7 @@ def test_component_samples_with_its_own_generator_and_gives_gradients():
     moved = unit(base + 0.3 * torch.randn(3, 8))
     loss = sar(moved, novel, first)
     loss.backward()
-    assert float(loss) > 0 and base.grad is not None and base.grad.abs().sum() > 0
+    assert loss.item() > 0 and base.grad is not None and base.grad.abs().sum() > 0
 
 
 def test_invalid_options():
