@@ -11,6 +11,7 @@ file, the method config file, the command-line flags, the trailing KEY VALUE pai
 import argparse
 import difflib
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, SarPromptError
@@ -73,20 +74,27 @@ def _unknown_key_error(cfg, key, source):
                        "defaults and sar_prompt.extend_cfg; check the spelling.")
 
 
+@contextmanager
+def _merging(cfg, source):
+    """Turn yacs' errors while merging `source` into messages that name it and the key."""
+    try:
+        yield
+    except (KeyError, AssertionError) as exc:
+        key = _nonexistent_key(exc)
+        if key is None:
+            raise ConfigError(f"{source}: {exc}") from exc
+        raise _unknown_key_error(cfg, key, source) from exc
+    except Exception as exc:  # yaml syntax, wrong value types
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
 def _merge_file(cfg, path, flag):
     if not path:
         return
     if not Path(path).is_file():
         raise ConfigError(f"{flag} {path}: no such file.")
-    try:
+    with _merging(cfg, path):
         cfg.merge_from_file(path)
-    except (KeyError, AssertionError) as exc:
-        key = _nonexistent_key(exc)
-        if key is None:
-            raise ConfigError(f"{path}: cannot merge this config file: {exc}") from exc
-        raise _unknown_key_error(cfg, key, path) from exc
-    except Exception as exc:  # yaml syntax, wrong value types
-        raise ConfigError(f"{path}: cannot merge this config file: {exc}") from exc
 
 
 def reset_cfg(cfg, args):
@@ -120,15 +128,8 @@ def setup_cfg(args):
     if len(opts) % 2:
         raise ConfigError(f"trailing options must be KEY VALUE pairs; got {len(opts)} words: "
                           f"{' '.join(opts)}")
-    try:
+    with _merging(cfg, "command-line options"):
         cfg.merge_from_list(opts)
-    except (KeyError, AssertionError) as exc:
-        key = _nonexistent_key(exc)
-        if key is None:
-            raise ConfigError(f"command-line options: {exc}") from exc
-        raise _unknown_key_error(cfg, key, "command-line option") from exc
-    except Exception as exc:
-        raise ConfigError(f"command-line options: {exc}") from exc
     cfg.freeze()
     return cfg
 
