@@ -16,6 +16,7 @@ setup(
         "sar_prompt.modeling",
         "sar_prompt.novel",
         "sar_prompt.classnames",
+        "sar_prompt.data",
         "sar_prompt.trainers",
         "sar_prompt.datasets",
         "sar_prompt.novel_classes",
