@@ -301,8 +301,9 @@ class SplitDataset(DatasetBase):
                     f"NUM_SHOTS={num_shots}: {len(short)} class(es) have fewer than {n} {split_name} "
                     f"images in {self.source_names[0] if self.source_names else self.split_path} "
                     f"(e.g. {examples(f'{c}: {k}' for c, k in short)}); all of their images are "
-                    f"used, as the CoOp family does. Lower DATASET.NUM_SHOTS to {min(k for _, k in short)}"
-                    " for equal shots per class."))
+                    "used, as the CoOp family does." + (
+                        f" Lower DATASET.NUM_SHOTS to {min(k for _, k in short)} for equal "
+                        "shots per class." if split_name == "train" else "")))
         return problems
 
     def few_shot(self, train, val, num_shots, seed):

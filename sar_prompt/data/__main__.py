@@ -1,0 +1,53 @@
+"""python -m sar_prompt.data {check,download} DATASET --root DATA (see sar_prompt.data)."""
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.data",
+                                description="Check or download a base-to-new dataset.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="verify the layout, split, files and images of a dataset")
+    c.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
+    c.add_argument("--root", required=True, help="the folder that holds the datasets (DATA)")
+    c.add_argument("--deep", action="store_true",
+                   help="decode every image in full (slower) instead of header + end marker")
+    c.add_argument("--shots", type=int, default=16,
+                   help="warn about classes with fewer training images than this [16]")
+    d = sub.add_parser("download", help="fetch, verify and unpack what has a public link")
+    d.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
+    d.add_argument("--root", required=True, help="the folder that holds the datasets (DATA)")
+    d.add_argument("--mirror", default=os.environ.get("SAR_PROMPT_DATA_MIRROR", ""),
+                   help="base URL serving <key>/<file> instead of the official hosts "
+                        "[$SAR_PROMPT_DATA_MIRROR]")
+    d.add_argument("--keep-archives", action="store_true",
+                   help="keep downloaded archives after unpacking them")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from ..errors import SarPromptError
+
+    try:
+        if args.command == "check":
+            from .doctor import check
+
+            report = check(args.dataset, args.root, deep=args.deep, shots=args.shots)
+            print(report.render())
+            return 0 if report.ok else 1
+        from .download import download
+
+        return download(args.dataset, args.root, mirror=args.mirror,
+                        keep_archives=args.keep_archives)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
