@@ -186,16 +186,16 @@ def test_classes_that_differ_from_the_bundled_list_warn(root):
     assert report.ok and "label 0 is 'stripy', expected 'banded'" in messages(report)
 
 
-def test_cli_exit_codes_and_output(root):
-    def run(*argv):
-        return subprocess.run([sys.executable, "-m", "sar_prompt.data", *argv],
-                              capture_output=True, text=True, timeout=120)
+def test_cli_exit_codes_and_output(root, capsys):
+    from sar_prompt.data.__main__ import main
 
-    ok = run("check", "DescribableTextures", "--root", str(root), "--shots", "1")
+    ok = subprocess.run([sys.executable, "-m", "sar_prompt.data", "check", "DescribableTextures",
+                         "--root", str(root), "--shots", "1"],
+                        capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "OK: ready for training" in ok.stdout and "train  base        48       24" in ok.stdout
     (root / "dtd" / "split_zhou_DescribableTextures.json").unlink()
-    bad = run("check", "dtd", "--root", str(root))
-    assert bad.returncode == 1 and "split_zhou_DescribableTextures.json is missing" in bad.stdout
-    unknown = run("check", "dtdx", "--root", str(root))
-    assert unknown.returncode == 2 and "use one of: imagenet" in unknown.stderr
+    assert main(["check", "dtd", "--root", str(root)]) == 1
+    assert "split_zhou_DescribableTextures.json is missing" in capsys.readouterr().out
+    assert main(["check", "dtdx", "--root", str(root)]) == 2
+    assert "use one of: imagenet" in capsys.readouterr().err
