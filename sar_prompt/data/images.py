@@ -7,7 +7,7 @@ training will; it is slower by about the cost of one epoch of loading.
 
 Files are checked in a thread pool (the work is I/O), and a memo of checked sets lets a
 set that passed before, unchanged since (same paths, sizes and modification times), skip
-the check: training re-checks only what changed.
+the check: the test images of one half are verified once for all seeds and methods.
 """
 import hashlib
 import json
