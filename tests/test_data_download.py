@@ -148,10 +148,12 @@ def test_interrupted_download_resumes_or_restarts(ranges, mirror, monkeypatch, t
     part.parent.mkdir(parents=True)
     half = len(data) // 2
     part.write_bytes(data[:half] if ranges else b"\0" * half)  # garbage: must be dropped
+    (part.parent.parent / ".unpack-dtd-r1.0.1.tar.gz-killed" / "images").mkdir(parents=True)
     assert dl.download("dtd", tmp_path / "data", mirror=mirror.url) == 0
     asked = dict(mirror.requests)["/dtd/dtd-r1.0.1.tar.gz"]
     assert asked == f"bytes={half}-"
     assert check("dtd", tmp_path / "data").ok
+    assert not list((tmp_path / "data" / "dtd").glob(".*"))  # the killed run's leftovers too
 
 
 def test_checksum_mismatch_is_refused_and_leaves_no_file(mirror, monkeypatch, tmp_path):

@@ -298,6 +298,8 @@ def download(name, root, mirror="", keep_archives=False, fetch=None, log=print):
     mirror = mirror or os.environ.get(MIRROR_ENV, "")
     fetch = fetch or (lambda r, dest: default_fetch(r, dest, mirror, key, log))
     downloads = ds.dataset_path / DOWNLOADS
+    for stale in ds.dataset_path.glob(".unpack-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     for r in source.resources:
         final = ds.dataset_path / (r.creates or r.name)
         if final.exists():
