@@ -2,6 +2,7 @@
 import io
 import json
 import random
+import re
 from pathlib import Path
 
 # Caltech101's folders (101_ObjectCategories), sorted as `ls` sorts them; the CoOp family
@@ -72,8 +73,6 @@ def write_caltech101(root, per_split=(3, 1, 1)):
 # classes (real names) and `per_split` tiny images per class, and derives the label order
 # the way the CoOp family's loaders do (sorted folders, classInd.txt order, ...) rather
 # than reading it from sar_prompt/classnames, so comparing the two is a real check.
-import re  # noqa: E402
-
 EUROSAT_FOLDERS = {
     "AnnualCrop": "Annual Crop Land", "Forest": "Forest",
     "HerbaceousVegetation": "Herbaceous Vegetation Land", "Highway": "Highway or Road",
