@@ -27,7 +27,8 @@ setup(
         "sar_prompt.datasets": "datasets",
         "sar_prompt.novel_classes": "novel_classes",
     },
-    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"]},
+    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"],
+                  "sar_prompt.novel": ["prompts/*.txt"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[
         "torch>=1.13",

@@ -6,16 +6,27 @@ Schema (version 1), `novel_classes/<dataset key>.json`:
       "schema": "sar-prompt/novel-classes",
       "version": 1,
       "dataset": "Caltech101",            # Dassl dataset name the list was made for
-      "novel_classes": ["...", ...],      # non-empty, unique (case/space-insensitive)
+      "novel_classes": ["...", ...],      # non-empty, unique (case/punctuation-insensitive)
       "provenance": {                     # how the list was produced, truthfully
-        "source": "manual" | "gpt-4o" | "vocab" | "file" | "wordnet" | ...,
+        "source": "manual" | "llm" | "vocab" | "file" | "wordnet" | ...,
         "description": "...",             # free text: who/what made it, from what
-        ...                               # source-specific details (model, prompt, date)
+        "created": "2026-11-29T...",      # when
+        ...                               # source-specific details (model, prompt, seed)
+      },
+      "audit": {                          # optional: what the validation step did
+        "class_list": "...",              # which class list base/new were taken from
+        "received": 212, "kept": 180,
+        "dropped": {"base": [...], "duplicate": [...], ...},   # reason -> names
+        "new_overlap": {"policy": "kept" | "excluded", "count": 3, "names": [...]}
       }
     }
+
+Files without "audit" (older lists, hand-made files) stay valid. `python -m sar_prompt.novel`
+makes and checks these files; see docs/novel_classes.md.
 """
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -38,13 +49,18 @@ def default_path(dataset_key: str) -> Path:
 
 def how_to_make(dataset_key: str) -> str:
     return (f"Make it from a plain-text list (one name per line) with `python -m sar_prompt.novel "
-            f"from-file NAMES.txt --dataset {dataset_key}`, or point TRAINER.SAR.NOVEL_FILE at "
-            "an existing list.")
+            f"from-file NAMES.txt --dataset {dataset_key}`, offline from CLIP's vocabulary with "
+            f"`python -m sar_prompt.novel vocab --dataset {dataset_key}`, with GPT-4o with "
+            f"`python -m sar_prompt.novel generate --dataset {dataset_key}` (needs "
+            "OPENAI_API_KEY), or point TRAINER.SAR.NOVEL_FILE at an existing list.")
 
 
 def normalized(name: str) -> str:
-    """The form in which two names count as the same class."""
-    return re.sub(r"[\s_\-]+", " ", name).strip().casefold()
+    """The form in which two names count as the same class: case, accents, spaces and
+    punctuation do not count ("St. Bernard" = "st bernard" = "St_Bernard")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "", letters.casefold())
 
 
 @dataclass
@@ -92,6 +108,9 @@ def validate(obj, where, dataset_key="DATASET"):
         if len(name) > MAX_NAME_CHARS:
             raise NovelClassesError(f"{where}: novel_classes[{i}] is {len(name)} characters "
                                     f"long (limit {MAX_NAME_CHARS}); shorten it.")
+        if not normalized(name):
+            raise NovelClassesError(f"{where}: novel_classes[{i}] {name!r} has no letter or "
+                                    "digit.")
     seen, dups = {}, []
     for name in names:
         key = normalized(name)
@@ -100,15 +119,37 @@ def validate(obj, where, dataset_key="DATASET"):
         else:
             seen[key] = name
     if dups:
-        raise NovelClassesError(f"{where}: duplicate novel classes (case, space and underscore "
-                                f"do not count): {', '.join(dups[:10])}. Remove the repeats.")
+        raise NovelClassesError(f"{where}: duplicate novel classes (case, spaces and "
+                                f"punctuation do not count): {', '.join(dups[:10])}. Remove the "
+                                "repeats.")
     if not obj["provenance"].get("source") or not obj["provenance"].get("description"):
         raise NovelClassesError(f"{where}: 'provenance' needs 'source' and 'description' saying "
                                 "how the list was produced.")
+    if "audit" in obj:
+        _check_audit(obj["audit"], where)
     known = {"schema", "version", "dataset", "novel_classes", "provenance"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return NovelClassList(obj["dataset"], [n.strip() for n in names], obj["provenance"],
                           extra=extra)
+
+
+def _check_audit(audit, where):
+    """The optional "audit" record must at least be well-formed: tools read it back."""
+    if not isinstance(audit, dict):
+        raise NovelClassesError(f"{where}: 'audit' must be an object (got "
+                                f"{type(audit).__name__}); remove it or remake the file.")
+    dropped = audit.get("dropped", {})
+    if not isinstance(dropped, dict) or not all(isinstance(v, list) for v in dropped.values()):
+        raise NovelClassesError(f"{where}: 'audit.dropped' must map a reason to a list of names.")
+    overlap = audit.get("new_overlap")
+    if overlap is not None:
+        if not isinstance(overlap, dict) or overlap.get("policy") not in ("kept", "excluded"):
+            raise NovelClassesError(f"{where}: 'audit.new_overlap.policy' must be 'kept' or "
+                                    f"'excluded' (got {overlap!r}).")
+        names = overlap.get("names")
+        if not isinstance(names, list) or overlap.get("count") != len(names):
+            raise NovelClassesError(f"{where}: 'audit.new_overlap' needs 'names' (a list) and "
+                                    "'count' equal to its length.")
 
 
 def load(path, dataset_key="DATASET", dataset_name=None):
