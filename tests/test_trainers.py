@@ -152,3 +152,42 @@ def test_invalid_sar_loss_name(build_trainer):
 def test_image_size_must_match_clip(build_trainer):
     with pytest.raises(ConfigError, match="INPUT.SIZE"):
         build_trainer("CoOp", "INPUT.SIZE", "(64, 64)")
+
+
+@pytest.mark.parametrize("key", ["oxford_pets", "eurosat"])
+def test_sar_uses_each_datasets_template_and_novel_list(key, tiny_clip_path, tmp_path):
+    """Per dataset: its hand-crafted template (so SAR starts at 0 only when the context matches
+    it), its shipped novel list, its base classes."""
+    import sar_prompt  # noqa: F401
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+
+    from conftest import REPO, TINY_TRAINER_OPTS
+    from fixtures import write_dataset
+    from sar_prompt import novel
+    from sar_prompt.catalog import by_key
+    from sar_prompt.classnames import base_and_new
+    from sar_prompt.train import build_parser, setup_cfg
+
+    root = tmp_path / "data"
+    write_dataset(key, root)
+    template = by_key(key).template
+    prefix = template.split("{}")[0].strip()  # e.g. "a photo of a", "a centered satellite photo of"
+    argv = ["--root", str(root), "--seed", "1", "--trainer", "CoOpSAR",
+            "--dataset-config-file", str(REPO / f"configs/datasets/{key}.yaml"),
+            "--output-dir", str(tmp_path / "out"), *TINY_TRAINER_OPTS,
+            "MODEL.BACKBONE.PATH", str(tiny_clip_path), "DATASET.NUM_SHOTS", "16",
+            "DATASET.SUBSAMPLE_CLASSES", "base", "TRAINER.COOP.CTX_INIT", prefix,
+            "OPTIM.MAX_EPOCH", "1"]
+    cfg = setup_cfg(build_parser().parse_args(argv))
+    set_random_seed(1)
+    trainer = build_trainer(cfg)
+    assert trainer.dm.dataset.classnames == base_and_new(key)[0]
+    steps = record_steps(trainer)
+    # the learnable prompt starts as the template only where the template ends in "{}."
+    if template.endswith("{}."):
+        assert steps[0]["sar"] < 1e-4
+    else:
+        assert steps[0]["sar"] > 1e-4
+    shipped = novel.load(novel.default_path(key), key, by_key(key).name)
+    assert trainer.sar.num_novel_total == len(shipped.names)
