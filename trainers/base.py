@@ -18,7 +18,8 @@ from ..catalog import template_for
 from ..config import PRECISIONS, check_choice, require_keys, required_trainer_keys
 from ..errors import ConfigError
 from ..modeling.backbone import effective_precision, load_clip
-from ..modeling.text_encoder import TextEncoder
+from ..modeling.prompted_clip import PromptedCLIP
+from ..modeling.text_encoder import TextEncoder, handcrafted_features
 
 # Buffers older CoOp-family checkpoints saved; they depend on the class set, so never load.
 CLASS_DEPENDENT_KEYS = ("token_prefix", "token_suffix", "token_midfix")
@@ -70,8 +71,6 @@ class PromptTuningTrainer(TrainerX):
         self.clip_model = clip_model
         self.text_encoder = TextEncoder(clip_model)
         learner = self.build_prompt_learner(clip_model, self.text_encoder, classnames)
-        from ..modeling.prompted_clip import PromptedCLIP
-
         self.model = PromptedCLIP(clip_model, self.text_encoder, learner)
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(self.model.prompt_learner, cfg.MODEL.INIT_WEIGHTS)
@@ -82,6 +81,17 @@ class PromptTuningTrainer(TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+
+    def handcrafted_features(self, names, source):
+        """Normalised features of the frozen hand-crafted prompt for `names`. Each name is
+        encoded once per run, so KgCoOp's term and SAR's target share the base classes'."""
+        cache = self.__dict__.setdefault("_handcrafted_cache", {})
+        todo = [n for n in dict.fromkeys(names) if n not in cache]
+        if todo:
+            feats = handcrafted_features(self.text_encoder, todo, handcrafted_template(self.cfg),
+                                         source)
+            cache.update(zip(todo, feats))
+        return torch.stack([cache[n] for n in names])
 
     def autocast(self):
         if self.precision == "amp":

@@ -11,7 +11,6 @@ from .. import novel
 from ..catalog import key_for
 from ..config import check_choice
 from ..errors import NovelClassesError
-from ..modeling.text_encoder import handcrafted_features
 from ..novel import normalized
 from ..sar import LOSSES, SimilarityAlignment
 from .coop import CoOp
@@ -37,10 +36,9 @@ class SARMixin:
                   "are training classes of this run; they are left out.")
         if not names:
             raise NovelClassesError(f"{path}: every novel class is a training class of "
-                                          "this run; SAR has nothing to regularise with.")
+                                    "this run; SAR has nothing to regularise with.")
         template = handcrafted_template(cfg)
-        target = handcrafted_features(self.text_encoder, base + names, template,
-                                      f"class names and {path}")
+        target = self.handcrafted_features(base + names, f"class names and {path}")
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
         self.sar = SimilarityAlignment(
