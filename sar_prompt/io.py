@@ -1,19 +1,59 @@
-"""File helpers: every file we write is written atomically, so an interrupted run never
-leaves a truncated file in place of a good one."""
+"""Every file sar_prompt writes goes through here: written atomically, so an interrupted or
+killed run never leaves a truncated file in place of a good one, and created with the
+permissions a plain `open()` would give it (0666 less the umask, or the folder's default
+ACL), not the 0600 of `tempfile.mkstemp`.
+
+Atomic means: the data goes to a hidden temporary file beside the target
+(`.<name>.<random>.tmp`), is flushed to disk, and is renamed over the target in one step.
+Readers see the old file or the new one, never a mix. A process killed with SIGKILL
+mid-write cannot delete its temporary file; the target is untouched either way.
+"""
 import json
 import os
-import tempfile
+import secrets
+from contextlib import contextmanager
 from pathlib import Path
 
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+
+def _create_temp(path: Path):
+    """(fd, temp path) of a new file beside `path`, created as `open(..., "w")` would."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, _FLAGS, 0o666), tmp  # the kernel applies the umask
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _sync_folder(folder: Path):
+    """Make the rename itself durable (best effort: not every system can fsync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path, mode="wb"):
+    """`with atomic_writer(path) as f: ...` writes to a temporary file that replaces `path`
+    only when the block ends without an exception. `mode` is "wb" or "w" (UTF-8 text)."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_writer writes whole files: mode 'wb' or 'w', not {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -23,7 +63,32 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
+    _sync_folder(path.parent)
+
+
+@contextmanager
+def resumable_writer(path, resume=False):
+    """For downloads: write (or with `resume`, append) to `<path>.part`, which is renamed to
+    `path` when the block ends normally and kept, for a later run to resume, when it raises."""
+    path = Path(path)
+    part = partial_path(path)
+    with open(part, "ab" if resume else "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
+    _sync_folder(path.parent)
+
+
+def partial_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".part")
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    with atomic_writer(path, "wb") as f:
+        f.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -32,3 +97,17 @@ def atomic_write_text(path, text: str) -> Path:
 
 def atomic_write_json(path, obj, indent=2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask

@@ -25,6 +25,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from ..errors import DataError
+from ..io import current_umask, partial_path, resumable_writer
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
 DOWNLOADS = ".downloads"
@@ -132,7 +133,7 @@ SOURCES = {
 # -- fetching ----------------------------------------------------------------------------
 def http_fetch(url, dest, log=print):
     """Fetch `url` to `dest` via dest.part, resuming a .part left by an interrupted run."""
-    part = dest.with_name(dest.name + ".part")
+    part = partial_path(dest)
     have = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": "sar-prompt"}
     if have:
@@ -157,7 +158,7 @@ def http_fetch(url, dest, log=print):
         total = resp.headers.get("Content-Length")
         total = int(total) + have if total else None
         done, last = have, time.monotonic()
-        with open(part, "ab" if resumed else "wb") as f:
+        with resumable_writer(dest, resume=resumed) as f:  # kept as .part if this raises
             while True:
                 chunk = resp.read(CHUNK)
                 if not chunk:
@@ -167,10 +168,9 @@ def http_fetch(url, dest, log=print):
                 if time.monotonic() - last > 5:
                     last = time.monotonic()
                     log(f"  {dest.name}: {done >> 20} MiB" + (f" of {total >> 20} MiB" if total else ""))
-    if total is not None and done != total:
-        raise DataError(f"{url}: the connection closed after {done} of {total} bytes. Run "
-                        "the same command again to resume.")
-    os.replace(part, dest)
+            if total is not None and done != total:
+                raise DataError(f"{url}: the connection closed after {done} of {total} bytes. "
+                                "Run the same command again to resume.")
 
 
 def gdrive_fetch(file_id, dest, log=print):
@@ -241,6 +241,18 @@ def _safe_members(names, archive):
             raise DataError(f"{archive} holds an unsafe path ({n}); not unpacking it.")
 
 
+def _data_filter_with_umask(umask):
+    """tarfile's "data" filter (no links out, no special files, no setuid), and file modes
+    less the umask, as `tar` gives a user who is not root."""
+    def keep(member, dest_path):
+        member = tarfile.data_filter(member, dest_path)
+        if member is not None and member.mode is not None:
+            member = member.replace(mode=member.mode & ~umask, deep=False)
+        return member
+
+    return keep
+
+
 def extract(archive, into):
     archive = Path(archive)
     if archive.name.endswith(".zip"):
@@ -251,7 +263,7 @@ def extract(archive, into):
         with tarfile.open(archive) as t:
             _safe_members(t.getnames(), archive)
             if hasattr(tarfile, "data_filter"):
-                t.extractall(into, filter="data")
+                t.extractall(into, filter=_data_filter_with_umask(current_umask()))
             else:  # Python < 3.11.4: paths were checked above
                 t.extractall(into)
 

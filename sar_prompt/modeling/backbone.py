@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, WeightsError
+from ..io import atomic_writer
 
 WEIGHTS_ENV = "SAR_PROMPT_CLIP_WEIGHTS"  # a local weights file, for any backbone name
 CACHE_ENV = "SAR_PROMPT_CLIP_CACHE"  # where named weights are cached (default ~/.cache/clip)
@@ -60,12 +61,9 @@ def _sha256(path: Path) -> str:
 
 
 def _download(url: str, target: Path, timeout: float = 60.0):
-    """Stream into `<target>.part`, then rename: an interrupted download never looks finished."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+    """Stream into a temporary file, then rename: an interrupted download never looks finished."""
+    with urllib.request.urlopen(url, timeout=timeout) as response, atomic_writer(target) as out:
         shutil.copyfileobj(response, out, 1 << 20)
-    os.replace(partial, target)
 
 
 def resolve_weights(backbone_name: str, path: str = "") -> Path:
