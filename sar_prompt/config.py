@@ -4,6 +4,8 @@
 so a CoOp/KgCoOp suite keeps its own defaults. Defaults marked "our reading" are choices
 the SAR paper's abstract does not settle; see README "Config keys".
 """
+import math
+
 from yacs.config import CfgNode as CN
 
 from .errors import ConfigError
@@ -92,3 +94,16 @@ def required_trainer_keys(sar=False):
 def check_choice(value, choices, key):
     if value not in choices:
         raise ConfigError(f"{key} is {value!r}; it must be one of {', '.join(map(repr, choices))}.")
+
+
+def check_number(cfg, key, default, meaning, positive=False, integer=False):
+    """A finite number >= 0 (> 0 with `positive`; whole with `integer`), else a ConfigError
+    that names the key, the value, what it means and a value to use."""
+    value = lookup(cfg, key)
+    kind = "a whole number" if integer else "a number"
+    number = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if (isinstance(value, bool) or not number or not math.isfinite(value) or value < 0
+            or (positive and value == 0)):
+        bound = "greater than 0" if positive else "0 or more"
+        raise ConfigError(f"{key} is {value!r}; it must be {kind} {bound} ({meaning}). Set it "
+                          f"in the config file or on the command line, e.g. {key} {default!r}.")

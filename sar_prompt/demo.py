@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import run_command
 from .io import atomic_write_bytes, atomic_write_json
 
 DEMO_DIR = "sar_demo"
@@ -95,9 +96,12 @@ def main(argv=None):
     prep = sub.add_parser("prepare", help="write the demo dataset and tiny CLIP")
     prep.add_argument("--root", required=True, help="data folder; the demo goes in ROOT/sar_demo")
     args = p.parse_args(argv)
-    base = prepare(args.root)
-    print(json.dumps({"dataset": str(base), "clip_weights": str(base / CLIP_FILE)}))
-    return 0
+
+    def command():
+        base = prepare(args.root)
+        print(json.dumps({"dataset": str(base), "clip_weights": str(base / CLIP_FILE)}))
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

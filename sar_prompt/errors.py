@@ -1,7 +1,10 @@
 """Errors that carry a message meant for the user: what is wrong, where, and how to fix it.
 
-`train.py` and the other command-line entry points print these without a traceback.
+`train.py` and the other command-line entry points print these without a traceback, through
+`run_command`, which also fixes the exit status every command uses.
 """
+import errno
+import sys
 
 
 class SarPromptError(Exception):
@@ -25,3 +28,42 @@ class NovelClassesError(SarPromptError, ValueError):
 
 class WeightsError(SarPromptError, FileNotFoundError):
     """CLIP weights cannot be found or read."""
+
+
+# Exit status of every command (train.py, python -m sar_prompt.data / .novel / .demo):
+EXIT_OK = 0  # done
+EXIT_UNEXPECTED = 1  # an error we did not foresee: Python's traceback (please report it)
+EXIT_USER = 2  # bad input, data or environment: one message saying what and how to fix it
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+# Failures of the machine or folder the user chose, not of sar_prompt.
+_USER_OS_ERRORS = {errno.EACCES: "check the folder's permissions, or choose another one",
+                   errno.EPERM: "check the folder's permissions, or choose another one",
+                   errno.EROFS: "the file system is read-only; choose another folder",
+                   errno.ENOSPC: "the disk is full; free some space or choose another folder",
+                   errno.EDQUOT: "the disk quota is used up; free some space",
+                   errno.ENOTDIR: "a part of that path is a file, not a folder",
+                   errno.EISDIR: "that is a folder; give a file name"}
+
+
+def run_command(command, interrupted="interrupted.") -> int:
+    """Run a command's body and turn its outcome into the exit status above: SarPromptError
+    and file-system refusals print `error: ...` (no traceback) and give 2, Ctrl-C prints
+    `interrupted` and gives 130, anything else propagates (traceback, 1). `command()`
+    returns None or an exit status."""
+    try:
+        status = command()
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except OSError as exc:
+        if exc.errno not in _USER_OS_ERRORS:
+            raise
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"error: cannot write or read {where}: {exc.strerror}; "
+              f"{_USER_OS_ERRORS[exc.errno]}.", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status is None else status

@@ -8,6 +8,7 @@ Atomic means: the data goes to a hidden temporary file beside the target
 Readers see the old file or the new one, never a mix. A process killed with SIGKILL
 mid-write cannot delete its temporary file; the target is untouched either way.
 """
+import errno
 import json
 import os
 import secrets
@@ -26,6 +27,14 @@ def _create_temp(path: Path):
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _make_folder(folder: Path):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file stands where a folder must be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) \
+            from None
 
 
 def _sync_folder(folder: Path):
@@ -49,7 +58,7 @@ def atomic_writer(path, mode="wb"):
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_writer writes whole files: mode 'wb' or 'w', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:

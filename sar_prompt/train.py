@@ -10,11 +10,13 @@ file, the method config file, the command-line flags, the trailing KEY VALUE pai
 """
 import argparse
 import difflib
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError, SarPromptError
+from .config import lookup
+from .errors import ConfigError, SarPromptError, run_command
 
 
 def build_parser():
@@ -74,6 +76,24 @@ def _unknown_key_error(cfg, key, source):
                        "defaults and sar_prompt.extend_cfg; check the spelling.")
 
 
+_TYPE_WORDS = {"float": "a number", "int": "a whole number", "bool": "True or False",
+               "str": "a string", "list": "a list", "tuple": "a list", "NoneType": "None"}
+_TYPE_MISMATCH = re.compile(r"Type mismatch \(<class '(\w+)'> vs\. <class '(\w+)'>\) with "
+                            r"values \((.*) vs\. (.*)\) for config key: (\S+)", re.S)
+
+
+def _type_mismatch_error(exc, source):
+    """yacs' 'Type mismatch (<class 'bool'> vs. <class 'int'>) ...' in the user's words."""
+    match = _TYPE_MISMATCH.search(str(exc))
+    if not match:
+        return None
+    want, got, default, value, key = match.groups()
+    shown = repr(value) if got == "str" else value
+    return ConfigError(f"{source}: {key} takes {_TYPE_WORDS.get(want, want)} (default "
+                       f"{default}), but got {shown}, {_TYPE_WORDS.get(got, got)}. Give "
+                       f"{_TYPE_WORDS.get(want, want)}, e.g. {key} {default}.")
+
+
 @contextmanager
 def _merging(cfg, source):
     """Turn yacs' errors while merging `source` into messages that name it and the key."""
@@ -85,7 +105,36 @@ def _merging(cfg, source):
             raise ConfigError(f"{source}: {exc}") from exc
         raise _unknown_key_error(cfg, key, source) from exc
     except Exception as exc:  # yaml syntax, wrong value types
-        raise ConfigError(f"{source}: {exc}") from exc
+        raise (_type_mismatch_error(exc, source) or ConfigError(f"{source}: {exc}")) from exc
+
+
+def _decoded(value):
+    from yacs.config import CfgNode
+
+    return CfgNode._decode_cfg_value(value) if isinstance(value, str) else value
+
+
+def _widen_ints(node, reference):
+    """yacs refuses a whole number for a float key (`TRAINER.SAR.WEIGHT 2`, `-1`): read it
+    as the float it means. `node` is a loaded config file, `reference` the config."""
+    for key, value in node.items():
+        ref = reference.get(key) if isinstance(reference, dict) else None
+        if isinstance(value, dict):
+            _widen_ints(value, ref)
+        elif type(_decoded(value)) is int and type(ref) is float:
+            node[key] = float(_decoded(value))
+
+
+def _widen_int_opts(cfg, opts):
+    out = list(opts)
+    for i in range(0, len(out) - 1, 2):
+        try:
+            ref = lookup(cfg, out[i])
+        except KeyError:
+            continue  # yacs names the unknown key below
+        if type(_decoded(out[i + 1])) is int and type(ref) is float:
+            out[i + 1] = repr(float(_decoded(out[i + 1])))
+    return out
 
 
 def _merge_file(cfg, path, flag):
@@ -94,15 +143,22 @@ def _merge_file(cfg, path, flag):
     if not Path(path).is_file():
         raise ConfigError(f"{flag} {path}: no such file.")
     with _merging(cfg, path):
-        cfg.merge_from_file(path)
+        with open(path, encoding="utf-8") as f:
+            loaded = cfg.load_cfg(f)
+        _widen_ints(loaded, cfg)
+        cfg.merge_from_other_cfg(loaded)
+
+
+# The flags that set a config key, and the key (CoOp's reset_cfg).
+FLAG_KEYS = (("root", "DATASET.ROOT"), ("output_dir", "OUTPUT_DIR"), ("resume", "RESUME"),
+             ("source_domains", "DATASET.SOURCE_DOMAINS"),
+             ("target_domains", "DATASET.TARGET_DOMAINS"), ("transforms", "INPUT.TRANSFORMS"),
+             ("trainer", "TRAINER.NAME"), ("backbone", "MODEL.BACKBONE.NAME"),
+             ("head", "MODEL.HEAD.NAME"))
 
 
 def reset_cfg(cfg, args):
-    for arg, key in (("root", "DATASET.ROOT"), ("output_dir", "OUTPUT_DIR"),
-                     ("resume", "RESUME"), ("source_domains", "DATASET.SOURCE_DOMAINS"),
-                     ("target_domains", "DATASET.TARGET_DOMAINS"),
-                     ("transforms", "INPUT.TRANSFORMS"), ("trainer", "TRAINER.NAME"),
-                     ("backbone", "MODEL.BACKBONE.NAME"), ("head", "MODEL.HEAD.NAME")):
+    for arg, key in FLAG_KEYS:
         value = getattr(args, arg)
         if value:
             node = cfg
@@ -129,26 +185,59 @@ def setup_cfg(args):
         raise ConfigError(f"trailing options must be KEY VALUE pairs; got {len(opts)} words: "
                           f"{' '.join(opts)}")
     with _merging(cfg, "command-line options"):
-        cfg.merge_from_list(opts)
+        cfg.merge_from_list(_widen_int_opts(cfg, opts))
     cfg.freeze()
     return cfg
 
 
-def check_names(cfg):
-    """Unknown trainer or dataset names fail here, before anything heavy is built."""
+def _file_declares(path, key):
+    import yaml
+
+    try:
+        node = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return lookup(node, key) is not None
+    except (KeyError, OSError, ValueError, yaml.YAMLError):
+        return False
+
+
+def origin(key, args):
+    """Which layer of the command line gave `key` its final value, in its own words."""
+    if args is None:
+        return None
+    opts = args.opts or []
+    if key in opts[0::2]:
+        return f"the trailing option {key}"
+    for arg, flag_key in FLAG_KEYS:
+        if flag_key == key and getattr(args, arg):
+            return f"--{arg.replace('_', '-')}"
+    for path, flag in ((args.config_file, "--config-file"),
+                       (args.dataset_config_file, "--dataset-config-file")):
+        if path and _file_declares(path, key):
+            return f"{flag} {path}"
+    return "nothing: Dassl's default"
+
+
+def check_names(cfg, args=None):
+    """Unknown trainer or dataset names fail here, before anything heavy is built; the
+    message says which part of the command line set the name."""
     from dassl.data.datasets import DATASET_REGISTRY
     from dassl.engine import TRAINER_REGISTRY
 
-    for what, key, value, registry, flag in (
-            ("trainer", "TRAINER.NAME", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer"),
+    for what, key, value, registry, how in (
+            ("trainer", "TRAINER.NAME", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer NAME"),
             ("dataset", "DATASET.NAME", cfg.DATASET.NAME, DATASET_REGISTRY,
-             "--dataset-config-file")):
+             "--dataset-config-file configs/datasets/<dataset>.yaml")):
         names = registry.registered_names()
-        if value not in names:
-            close = suggest(value, names)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown {what} {value!r} ({key}, set by {flag}).{hint} "
-                              f"Registered: {', '.join(sorted(names))}.")
+        if value in names:
+            continue
+        registered = f"Registered: {', '.join(sorted(names))}."
+        if not value:
+            raise ConfigError(f"no {what} given ({key} is empty): pass {how}. {registered}")
+        close = suggest(value, names)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        source = origin(key, args) or how.split()[0]
+        raise ConfigError(f"unknown {what} {value!r} ({key}, set by {source}).{hint} "
+                          f"{registered}")
 
 
 def run(args):
@@ -158,7 +247,7 @@ def run(args):
     import torch
 
     cfg = setup_cfg(args)
-    check_names(cfg)
+    check_names(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
@@ -181,19 +270,22 @@ def run(args):
 
 
 def main(argv=None):
+    """Exit status: 0 done, 2 a mistake in the input (a message says which and how to fix
+    it), 130 interrupted, 1 anything unexpected (with its traceback)."""
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except ModuleNotFoundError as exc:
-        if exc.name != "dassl":
-            raise
-        print("error: Dassl is not installed. Install it from its repository "
-              "(see README, 'Install'), then run again.", file=sys.stderr)
-        return 2
-    except SarPromptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    def command():
+        try:
+            run(args)
+        except ModuleNotFoundError as exc:
+            if exc.name != "dassl":
+                raise
+            raise SarPromptError("Dassl is not installed. Install it from its repository "
+                                 "(see README, 'Install'), then run again.") from None
+
+    return run_command(command, interrupted="interrupted; every file already written is kept "
+                                            "(a training run resumes from its last saved "
+                                            "epoch when run again).")
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def test_cli_exit_codes_and_output(root, capsys):
     assert ok.returncode == 0, ok.stderr
     assert "OK: ready for training" in ok.stdout and "train  base        48       24" in ok.stdout
     (root / "dtd" / "split_zhou_DescribableTextures.json").unlink()
-    assert main(["check", "dtd", "--root", str(root)]) == 1
+    assert main(["check", "dtd", "--root", str(root)]) == 2  # a broken dataset
     assert "split_zhou_DescribableTextures.json is missing" in capsys.readouterr().out
     assert main(["check", "dtdx", "--root", str(root)]) == 2
     assert "use one of: imagenet" in capsys.readouterr().err

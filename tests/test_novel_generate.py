@@ -212,7 +212,7 @@ def test_500_until_giving_up(serve, tmp_path, capsys):
     sleeps = []
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--retries", "3",
                        sleeps=sleeps)
-    assert rc == 1
+    assert rc == 2
     assert len(server.requests) == 4
     assert sleeps == [0.01, 0.02, 0.04]  # exponential
     assert "gave up after 4 attempts" in out and "HTTP 500: The server had an error" in out
@@ -225,7 +225,7 @@ def test_500_until_giving_up(serve, tmp_path, capsys):
 def test_answer_that_is_not_the_asked_json(serve, tmp_path, capsys, content):
     server = serve(lambda n, body: Reply(content=content))
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--retries", "2")
-    assert rc == 1
+    assert rc == 2
     assert len(server.requests) == 3
     assert "the answer is not the asked JSON" in out and "gave up after 3 attempts" in out
     assert not (tmp_path / "caltech101.json").exists()
@@ -267,7 +267,7 @@ def test_401_is_not_retried_and_the_key_is_not_shown(serve, tmp_path, capsys):
         "message": f"Incorrect API key provided: {KEY}", "code": "invalid_api_key"}}))
     sleeps = []
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", sleeps=sleeps)
-    assert rc == 1 and len(server.requests) == 1 and sleeps == []
+    assert rc == 2 and len(server.requests) == 1 and sleeps == []
     assert "401" in out and "OPENAI_API_KEY" in out and KEY not in out
 
 
@@ -275,7 +275,7 @@ def test_other_client_errors_are_not_retried(serve, tmp_path, capsys):
     server = serve(lambda n, body: Reply(404, {"error": {
         "message": f"The model `gpt-5o` does not exist (key {KEY})"}}))
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--model", "gpt-5o")
-    assert rc == 1 and len(server.requests) == 1
+    assert rc == 2 and len(server.requests) == 1
     assert "answered 404: The model `gpt-5o` does not exist" in out
     assert "--model ('gpt-5o')" in out and KEY not in out
 
@@ -284,28 +284,68 @@ def test_insufficient_quota_is_not_retried(serve, tmp_path, capsys):
     server = serve(lambda n, body: Reply(429, {"error": {
         "message": "You exceeded your current quota", "code": "insufficient_quota"}}))
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101")
-    assert rc == 1 and len(server.requests) == 1 and "insufficient_quota" in out
+    assert rc == 2 and len(server.requests) == 1 and "insufficient_quota" in out
 
 
-def test_connection_refused_is_retried_then_reported(monkeypatch, tmp_path, capsys):
+def test_a_refused_connection_fails_at_once(monkeypatch, tmp_path, capsys):
+    """Nothing listens on the port: retrying cannot help, so one attempt and a clear message."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    connects = []
+    real_connect = socket.create_connection
+
+    def counting_connect(address, *args, **kwargs):
+        connects.append(address)
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counting_connect)
     sleeps = []
     rc = main(["generate", "--base-url", f"http://127.0.0.1:{port}/v1", "--dataset", "dtd",
-               "--out-dir", str(tmp_path), "--retries", "2", "--backoff", "0.01"],
+               "--out-dir", str(tmp_path), "--retries", "5", "--backoff", "0.01"],
               sleep=sleeps.append)
-    out = capsys.readouterr()
-    assert rc == 1 and len(sleeps) == 2
-    assert "connection failed" in out.err and "gave up after 3 attempts" in out.err
+    err = capsys.readouterr().err
+    assert rc == 2 and sleeps == [] and connects == [("127.0.0.1", port)]
+    assert f"127.0.0.1:{port}" in err and "connection refused" in err and "--base-url" in err
+    assert "Traceback" not in err and KEY not in err
+    assert not (tmp_path / "dtd.json").exists()
+
+
+def test_a_dropped_connection_is_retried_then_reported(monkeypatch, tmp_path, capsys):
+    """A server that accepts and closes at once: a passing fault, retried with backoff."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def accept_and_close():
+        for _ in range(3):
+            conn, _ = listener.accept()
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=accept_and_close, daemon=True)
+    thread.start()
+    sleeps = []
+    try:
+        rc = main(["generate", "--base-url", f"http://127.0.0.1:{listener.getsockname()[1]}/v1",
+                   "--dataset", "dtd", "--out-dir", str(tmp_path), "--retries", "2",
+                   "--backoff", "0.01"], sleep=sleeps.append)
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    err = capsys.readouterr().err
+    assert rc == 2 and len(sleeps) == 2 and len(accepted) == 3
+    assert "gave up after 3 attempts" in err and "Traceback" not in err
 
 
 def test_missing_key_says_how_to_go_offline(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     rc = main(["generate", "--dataset", "caltech101", "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 1 and "OPENAI_API_KEY is not set" in err and "vocab" in err
+    assert rc == 2 and "OPENAI_API_KEY is not set" in err and "vocab" in err
 
 
 def test_base_url_from_environment_and_json_object_mode(serve, monkeypatch, tmp_path, capsys):
@@ -355,7 +395,7 @@ def test_interrupted_all_resumes_and_keeps_finished_files(serve, tmp_path, capsy
     script = ByDataset(fail_on="oxford_pets")
     server = serve(script)
     rc, out = generate(capsys, server, tmp_path, "--all", "--retries", "1", *extra)
-    assert rc == 1
+    assert rc == 2
     assert server.datasets() == ["imagenet", "caltech101", "oxford_pets", "oxford_pets"]
     assert "stopped at oxford_pets" in out and "Run the same command again to resume" in out
     finished = snapshot(tmp_path)
@@ -382,7 +422,7 @@ def test_forced_run_with_other_parameters_does_not_resume(serve, tmp_path, capsy
     script = ByDataset(fail_on="oxford_pets")
     server = serve(script)
     rc, _ = generate(capsys, server, tmp_path, "--all", "--retries", "0", "--force")
-    assert rc == 1 and (tmp_path / PROGRESS_FILE).is_file()
+    assert rc == 2 and (tmp_path / PROGRESS_FILE).is_file()
     script.fail_on = None
     server.requests.clear()
     rc, out = generate(capsys, server, tmp_path, "--all", "--force", "--num-names", "50")
@@ -393,5 +433,5 @@ def test_forced_run_with_other_parameters_does_not_resume(serve, tmp_path, capsy
 def test_unknown_dataset_fails_before_any_request(serve, tmp_path, capsys):
     server = serve(lambda n, body: Reply(content=names_answer(["tiger"])))
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--dataset", "mnist")
-    assert rc == 1 and server.requests == []
+    assert rc == 2 and server.requests == []
     assert "unknown dataset key 'mnist'" in out and "oxford_pets" in out

@@ -41,7 +41,7 @@ def test_from_file_writes_a_validated_list(tmp_path, capsys):
 
     before = out.read_bytes()
     rc, text = run(capsys, "from-file", str(names), "--dataset", "caltech101", "--out", str(out))
-    assert rc == 1 and "exists; pass --force" in text and out.read_bytes() == before
+    assert rc == 2 and "exists; pass --force" in text and out.read_bytes() == before
     rc, text = run(capsys, "from-file", str(names), "--dataset", "caltech101", "--out", str(out),
                    "--force", "--exclude-new", "--source", "manual", "--description", "by hand")
     assert rc == 0, text
@@ -55,25 +55,25 @@ def test_from_file_errors_name_the_file(tmp_path, capsys):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9\n".encode("latin-1"))
     rc, text = run(capsys, "from-file", str(bad), "--dataset", "dtd", "--out", out)
-    assert rc == 1 and str(bad) in text and "UTF-8" in text
+    assert rc == 2 and str(bad) in text and "UTF-8" in text
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")
     rc, text = run(capsys, "from-file", str(empty), "--dataset", "dtd", "--out", out)
-    assert rc == 1 and str(empty) in text and "no names" in text
+    assert rc == 2 and str(empty) in text and "no names" in text
     rc, text = run(capsys, "from-file", str(tmp_path / "nope.txt"), "--dataset", "dtd",
                    "--out", out)
-    assert rc == 1 and "nope.txt: no such file" in text
+    assert rc == 2 and "nope.txt: no such file" in text
     only_base = tmp_path / "base.txt"
     only_base.write_text("banded\nblotchy\n")
     rc, text = run(capsys, "from-file", str(only_base), "--dataset", "dtd", "--out", out)
-    assert rc == 1 and "no name is left after validation" in text
+    assert rc == 2 and "no name is left after validation" in text
     good = tmp_path / "good.txt"
     good.write_text("plaid\n")
     rc, text = run(capsys, "from-file", str(good), "--dataset", "dtd", "--out", out,
                    "--source", "manual")
-    assert rc == 1 and "--description" in text
+    assert rc == 2 and "--description" in text
     rc, text = run(capsys, "from-file", str(good), "--dataset", "mnist", "--out", out)
-    assert rc == 1 and "unknown dataset key 'mnist'" in text
+    assert rc == 2 and "unknown dataset key 'mnist'" in text
     assert not (tmp_path / "out.json").exists()
 
 
@@ -206,11 +206,11 @@ def test_wordnet_takes_siblings_and_kinds_of_base_classes(monkeypatch, tmp_path,
 def test_wordnet_unavailable_is_a_clear_message(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "nltk", None)  # import nltk fails
     rc, text = run(capsys, "wordnet", "--dataset", "demo", "--out-dir", str(tmp_path))
-    assert rc == 1 and "nltk is not installed" in text and "vocab" in text
+    assert rc == 2 and "nltk is not installed" in text and "vocab" in text
 
     install_fake_nltk(monkeypatch, FakeWordNet({}, data_installed=False))
     rc, text = run(capsys, "wordnet", "--dataset", "demo", "--out-dir", str(tmp_path))
-    assert rc == 1 and "WordNet data was not found" in text
+    assert rc == 2 and "WordNet data was not found" in text
     assert "python -m nltk.downloader wordnet" in text
 
     install_fake_nltk(monkeypatch, FakeWordNet({}))
@@ -236,7 +236,7 @@ def test_validate_reports_problems_per_file(tmp_path, capsys):
         "schema": "sar-prompt/novel-classes", "version": 1, "dataset": "MyHostDataset",
         "novel_classes": ["tiger"], "provenance": {"source": "manual", "description": "t"}}))
     rc, text = run(capsys, "validate", str(shipped), str(bad), str(broken), str(host))
-    assert rc == 1
+    assert rc == 2
     assert f"{shipped}: OK: 163 names (manual)" in text
     assert f"{bad}: PROBLEMS" in text and "1 base (training) classes: face" in text
     assert "1 names do not fit CLIP's 77 tokens" in text

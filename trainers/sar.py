@@ -9,7 +9,7 @@ import torch
 
 from .. import novel
 from ..catalog import key_for
-from ..config import check_choice
+from ..config import SAR_DEFAULTS, check_choice, check_number
 from ..errors import NovelClassesError
 from ..novel import normalized
 from ..sar import LOSSES, SimilarityAlignment
@@ -21,13 +21,25 @@ from .kgcoop import KgCoOp
 class SARMixin:
     uses_sar = True
 
+    def check_cfg(self, cfg):
+        """Every TRAINER.SAR value, and the novel-class file, is checked before any data or
+        model is built."""
+        super().check_cfg(cfg)
+        check_choice(cfg.TRAINER.SAR.LOSS, LOSSES, "TRAINER.SAR.LOSS")
+        for key, meaning, strict in (
+                ("WEIGHT", "lambda, the weight of the SAR loss; 0 turns SAR off", False),
+                ("TEMPERATURE", "the softmax temperature of the kl loss", True)):
+            check_number(cfg, f"TRAINER.SAR.{key}", SAR_DEFAULTS[key], meaning, positive=strict)
+        check_number(cfg, "TRAINER.SAR.NUM_NOVEL", SAR_DEFAULTS["NUM_NOVEL"],
+                     "novel classes sampled per step; 0 = all", integer=True)
+        key = key_for(cfg.DATASET.NAME)
+        path = cfg.TRAINER.SAR.NOVEL_FILE or novel.default_path(key)
+        self.novel_list = novel.load(path, key, cfg.DATASET.NAME)  # must be for this dataset
+
     def build_model(self):
         super().build_model()
         cfg, sar_cfg = self.cfg, self.cfg.TRAINER.SAR
-        check_choice(sar_cfg.LOSS, LOSSES, "TRAINER.SAR.LOSS")
-        key = key_for(cfg.DATASET.NAME)
-        path = sar_cfg.NOVEL_FILE or novel.default_path(key)
-        novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else cfg.DATASET.NAME)
+        novel_list, path = self.novel_list, self.novel_list.path
         base = list(self.dm.dataset.classnames)
         base_keys = {normalized(n) for n in base}
         names = [n for n in novel_list.names if normalized(n) not in base_keys]

@@ -27,26 +27,28 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from ..errors import SarPromptError
+    """Exit status, as every sar_prompt command: 0 done (the dataset is complete and sound),
+    2 a problem you can fix (bad arguments, a broken dataset, manual steps left: the message
+    or report says what to do), 130 interrupted, 1 anything unexpected."""
+    from ..errors import EXIT_OK, EXIT_USER, run_command
 
-    try:
+    args = build_parser().parse_args(argv)
+
+    def command():
         if args.command == "check":
             from .doctor import check
 
             report = check(args.dataset, args.root, deep=args.deep, shots=args.shots)
             print(report.render())
-            return 0 if report.ok else 1
+            return EXIT_OK if report.ok else EXIT_USER
         from .download import download
 
-        return download(args.dataset, args.root, mirror=args.mirror,
-                        keep_archives=args.keep_archives)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
-    except SarPromptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        complete = download(args.dataset, args.root, mirror=args.mirror,
+                            keep_archives=args.keep_archives) == 0
+        return EXIT_OK if complete else EXIT_USER
+
+    return run_command(command, interrupted="interrupted; a download resumes where it "
+                                            "stopped when run again.")
 
 
 if __name__ == "__main__":

@@ -10,16 +10,17 @@ from .report import Report, error
 
 
 def dataset_class(name):
-    """Our loader for a catalog key or registry name; KeyError lists the valid keys."""
+    """Our loader for a catalog key or registry name; DataError lists the valid keys."""
     import sar_prompt  # noqa: F401  (patches Dassl, registers the datasets)
     from sar_prompt.catalog import BENCHMARK
     from sar_prompt.datasets import by_key
+    from sar_prompt.errors import DataError
 
     try:
         return by_key(name)
     except KeyError:
         keys = ", ".join(d.key for d in BENCHMARK)
-        raise KeyError(f"unknown dataset {name!r}; use one of: {keys}") from None
+        raise DataError(f"unknown dataset {name!r}; use one of: {keys}") from None
 
 
 def check(name, root, deep=False, shots=16):

@@ -166,8 +166,11 @@ def load(path, dataset_key="DATASET", dataset_name=None):
                                 f"column {exc.colno}. {how_to_make(dataset_key)}") from exc
     result = validate(obj, str(path), dataset_key)
     if dataset_name is not None and result.dataset != dataset_name:
-        raise NovelClassesError(f"{path} is a novel-class list for {result.dataset!r}, but the "
-                                f"run trains on {dataset_name!r}. Set TRAINER.SAR.NOVEL_FILE to "
-                                f"the list for {dataset_name}.")
+        raise NovelClassesError(f"{path} is a novel-class list for {result.dataset!r} (its "
+                                f"'dataset'), but the run trains on {dataset_name!r}: its names "
+                                f"were chosen and checked against {result.dataset}'s classes, "
+                                f"not {dataset_name}'s. Set TRAINER.SAR.NOVEL_FILE to a list made "
+                                f"for {dataset_name} (\"\" = the one shipped with sar_prompt). "
+                                f"{how_to_make(dataset_key)}")
     result.path = path
     return result

@@ -102,15 +102,32 @@ def run(keys, produce, out_dir, force=False, params=None, log=print):
     return written
 
 
-def check_file(path, log=print):
+def _dataset_problems(path, result, dataset_key):
+    """The list must be for the dataset it is meant for: `dataset_key` if given, else the
+    one its file name says (`oxford_pets.json`), if that is a dataset key."""
+    from ..catalog import by_key
+
+    expected = by_key(dataset_key or Path(path).stem)
+    if expected is None or expected.name == result.dataset:
+        return [], None
+    why = (f"--dataset {dataset_key}" if dataset_key else
+           f"the file name {Path(path).name} says {expected.key}")
+    return [f"it is a list for {result.dataset!r} (its 'dataset'), but {why}, whose lists "
+            f"must say {expected.name!r}; its names were checked against another dataset's "
+            "classes. Make the list for this dataset (see --help)."], expected
+
+
+def check_file(path, log=print, dataset_key=None):
     """Validate a written file and, for a dataset with a bundled class list, re-run the
-    checks `clean` applies. Returns a list of problems (empty if the file is fine)."""
+    checks `clean` applies; with `dataset_key`, the file must be for that dataset. Returns
+    a list of problems (empty if the file is fine)."""
     from ..catalog import by_name
     from .clean import fits_clip
     from . import normalized
 
     result = load(path)
-    info = by_name(result.dataset)
+    problems, expected = _dataset_problems(path, result, dataset_key)
+    info = expected or by_name(result.dataset)  # check against the classes it will meet
     source = result.provenance.get("source")
     if info is None:
         log(f"{path}: {len(result.names)} names ({source}) for {result.dataset}, a dataset "
@@ -120,8 +137,7 @@ def check_file(path, log=print):
         facts = facts_mod.dataset_facts(info.key)
     except NovelClassesError as exc:
         log(f"{path}: {len(result.names)} names ({source}); schema only: {exc}")
-        return []
-    problems = []
+        return problems
     base_keys = {normalized(n) for n in facts.base}
     new_keys = {normalized(n) for n in facts.new}
     base_hits = [n for n in result.names if normalized(n) in base_keys]

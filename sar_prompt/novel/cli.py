@@ -7,12 +7,11 @@
     validate  FILE...                  check lists against the schema and the class lists
 """
 import argparse
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import NovelClassesError, SarPromptError
+from ..errors import EXIT_OK, EXIT_USER, NovelClassesError, SarPromptError, run_command
 from . import default_path, shipped_dir
 from . import build
 from . import facts as facts_mod
@@ -70,7 +69,8 @@ def build_parser():
                    "for servers without structured outputs")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (120)")
     g.add_argument("--retries", type=int, default=5, help="retries on 429, 5xx, timeouts, "
-                   "connection errors and malformed answers (default 5)")
+                   "dropped connections and malformed answers (default 5); a refused "
+                   "connection or an unknown host fails at once")
     g.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds; "
                    "doubles each retry, capped at 60 (default 2)")
 
@@ -102,8 +102,12 @@ def build_parser():
     c = sub.add_parser("validate", help="check novel-class files",
                        description="Check files against the schema and, for datasets with a "
                                    "bundled class list, against base classes, new classes and "
-                                   "CLIP's token limit. Exit status 1 if any has problems.")
+                                   "CLIP's token limit. A file named <dataset key>.json must be "
+                                   "for that dataset. Exit status 2 if any has problems.")
     c.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    c.add_argument("--dataset", metavar="KEY", default=None,
+                   help="the dataset the files are meant for: a list made for another one is "
+                        f"a problem ({', '.join(facts_mod.known_keys())})")
     return parser
 
 
@@ -209,18 +213,20 @@ def cmd_from_file(args, sleep, log):
 
 
 def cmd_validate(args, sleep, log):
+    if args.dataset is not None:
+        facts_mod.dataset_facts(args.dataset)  # an unknown key fails before any file is read
     failed = 0
     for path in args.files:
         try:
-            problems = build.check_file(path, log)
+            problems = build.check_file(path, log, dataset_key=args.dataset)
         except SarPromptError as exc:
             log(f"{path}: INVALID: {exc}")
             problems = [exc]
         failed += bool(problems)
     if failed:
         log(f"{failed} of {len(args.files)} file(s) have problems.")
-        return 1
-    return 0
+        return EXIT_USER
+    return EXIT_OK
 
 
 COMMANDS = {"generate": cmd_generate, "vocab": cmd_offline, "wordnet": cmd_offline,
@@ -228,15 +234,10 @@ COMMANDS = {"generate": cmd_generate, "vocab": cmd_offline, "wordnet": cmd_offli
 
 
 def main(argv=None, sleep=time.sleep, log=None):
-    """Exit status: 0 done, 1 an error (printed without a traceback), 130 interrupted."""
+    """Exit status, as every sar_prompt command: 0 done, 2 bad input or a failed check (a
+    message says what and how to fix it), 130 interrupted, 1 anything unexpected."""
     log = log or (lambda msg: print(msg, flush=True))
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args, sleep, log) or 0
-    except SarPromptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; every finished file is kept. Run the same command again to "
-              "resume.", file=sys.stderr)
-        return 130
+    return run_command(lambda: COMMANDS[args.command](args, sleep, log),
+                       interrupted="interrupted; every finished file is kept. Run the same "
+                                   "command again to resume.")

@@ -3,13 +3,15 @@
 The prompt is a versioned template file (prompts/novel_classes_v<N>.txt); the answer must be
 the JSON object {"class_names": [...]}, asked for with a JSON schema (or plain JSON mode).
 Retries are ours, not the client's, so their number and delays are explicit and testable:
-429, 5xx, connection errors, timeouts and answers that are not the asked JSON are retried
-with exponential backoff; 401 and other client errors are not. The API key is read from
+429, 5xx, dropped connections, timeouts and answers that are not the asked JSON are retried
+with exponential backoff; 401 and other client errors, a refused connection and an unknown
+host name are not. The API key is read from
 OPENAI_API_KEY only and never printed, logged or written.
 """
 import hashlib
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -174,6 +176,12 @@ class Client:
             except self.openai.APITimeoutError:
                 last = f"no answer within --timeout {self.retry.timeout:g} s"
             except self.openai.APIConnectionError as exc:
+                permanent = _permanent_connection_error(exc)
+                if permanent:
+                    raise NovelClassesError(
+                        f"{where}: {permanent}. Check --base-url / {BASE_URL_ENV} (is the "
+                        "server running, at that address and port?). Not retried: this is not "
+                        "a passing fault.") from None
                 last = f"connection failed ({self._redact(exc.__cause__ or exc)})"
             except self.openai.APIError as exc:
                 last = f"unexpected response ({self._redact(exc)})"
@@ -237,6 +245,20 @@ def parse_answer(response):
 
 def _messages_sha256(messages):
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _permanent_connection_error(exc):
+    """Why a connection failed, when retrying cannot help (refused: nothing listens there;
+    a host name DNS says does not exist), else None (timeouts, resets, DNS busy: retried)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused (nothing listens at that address and port)"
+        if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME:
+            return "unknown host name (DNS has no such host)"
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _server_message(exc):
