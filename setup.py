@@ -41,5 +41,5 @@ setup(
         "gdown",
         "openai>=1.0",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "hypothesis"]},
 )

@@ -57,8 +57,9 @@ def test_exclude_new_drops_instead_of_counting():
 
 
 def test_token_limit_counts_the_learnable_prompt_with_16_context_tokens():
-    fits, too_long = " ".join(["ox"] * 58), " ".join(["ox"] * 59)
-    assert token_count(too_long) == 59
+    # one word of many tokens ("ox", "-", "ox", ...): not dropped for its word count
+    fits, too_long = "-".join(["ox"] * 29), "-".join(["ox"] * 30)
+    assert token_count(fits) == 57 and token_count(too_long) == 59
     # "a photo of a <59 tokens>." is 66 tokens with start/end: the template alone would fit;
     # 16 context tokens + 59 + "." + start/end = 78 does not.
     assert token_count(TEMPLATE.format(too_long)) + 2 < 77
@@ -75,7 +76,7 @@ def test_token_limit_counts_the_dataset_template():
 
 
 def test_limit_keeps_the_first_n_that_pass():
-    raw = ["face", "tiger", " ".join(["ox"] * 62), "lion", "tiger", "puma", "lynx"]
+    raw = ["face", "tiger", "-".join(["ox"] * 32), "lion", "tiger", "puma", "lynx"]
     out = clean(raw, BASE, NEW, TEMPLATE, limit=3)
     assert out.names == ["tiger", "lion", "puma"]
     assert out.received == 6  # "lynx" was never inspected

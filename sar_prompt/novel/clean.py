@@ -1,13 +1,18 @@
 """Turning a raw list of names (from GPT-4o, a file, CLIP's vocabulary or WordNet) into a
 novel-class list SAR can use, and saying what was dropped and why.
 
-Every source goes through `clean`, so every shipped or generated file obeys the same rules:
-names are stripped and normalised; non-printable, empty, over-long, duplicate
-(case/punctuation-insensitive, see `normalized`) and base-class names are dropped; names that
-do not fit CLIP's 77 tokens in the dataset's hand-crafted template or in the learnable prompt
-with up to MAX_CONTEXT_TOKENS context tokens are dropped; names equal to a held-out new
-class are counted and kept (the paper's protocol) or dropped with `exclude_new`.
+Every source goes through `clean`, so every shipped or generated file obeys the same rules.
+The input is untrusted text (a model's answer, a user's file): names are stripped and
+normalised; names equal to or holding a secret (the API key, a token from the environment,
+anything shaped like a credential) are dropped and never recorded; non-printable, empty and
+over-long names are dropped; so is what is not a plausible class name (markup or code, URLs
+and addresses, instructions or chat sentences, more than MAX_WORDS words); then duplicate
+(case/punctuation-insensitive, see `normalized`) and base-class names; then names that do
+not fit CLIP's 77 tokens in the dataset's hand-crafted template or in the learnable prompt
+with up to MAX_CONTEXT_TOKENS context tokens. Names equal to a held-out new class are
+counted and kept (the paper's protocol) or dropped with `exclude_new`.
 """
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -15,21 +20,87 @@ from dataclasses import dataclass, field
 from . import MAX_NAME_CHARS, normalized
 
 MAX_CONTEXT_TOKENS = 16  # the longest learnable context the CoOp family uses (CoOp's default)
+MAX_WORDS = 10  # the longest class name of the 11 datasets has 7 ("2012 Ford F-450 Super ...")
 
 # Why a name was dropped, in the order the checks run, with the words reports use.
 REASONS = {
     "not_text": "not a string",
+    "secret": "secrets (an API key or token; not recorded)",
     "non_printable": "non-printable characters",
     "empty": "empty (no letter or digit)",
     "too_many_chars": f"over {MAX_NAME_CHARS} characters",
+    "markup": "markup or code (HTML, entities, Markdown, brackets)",
+    "url": "URLs, web or e-mail addresses",
+    "instruction": "instructions or sentences, not names",
+    "too_many_words": f"over {MAX_WORDS} words",
     "duplicate": "duplicates (case and punctuation ignored)",
     "base": "base (training) classes",
     "new": "held-out new classes (--exclude-new)",
     "too_many_tokens": "too long for CLIP's 77 tokens",
 }
+SECRET_RECORD = "[redacted]"  # what the audit holds for a dropped secret
 
 _LIST_MARKER = re.compile(r"^(?:[-*\u2022]|\d{1,4}[.)])\s+")  # "- x", "* x", "12. x", "3) x"
 _QUOTES = ("\"\"", "''", "\u201c\u201d", "\u2018\u2019", "``")
+
+# What no class name of the 11 datasets holds (they use letters, digits, spaces, ' - . / ( )).
+_MARKUP = re.compile(r"[<>{}\[\]`|\\=*#~^]|&(?:#\d+|#x[0-9a-f]+|[a-z]+);", re.I)
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://|\bwww\.|[\w.+-]+@[\w-]+\.\w|"
+                  r"\b[\w-]+\.(?:com|org|net|edu|gov|io|ai|info|biz|co|uk|de|fr|jp|cn|ru)\b",
+                  re.I)
+# Chat and instruction text: a reply's framing, orders to the reader, talk about the prompt.
+_INSTRUCTION = re.compile(
+    r"^(?:ignore|disregard|forget|please|note|here (?:is|are)|sure|certainly|okay|ok|sorry|"
+    r"remember|output|return|print|respond|reply|answer|write|do not|don't|step \d|"
+    r"i (?:am|will|can|cannot|can't|have|hope)|i'm|i'll|as an?)(?=[\s,.!:]|$)"
+    r"|\b(?:you|your|yourself|instructions?|prompt|api key|password|assistant|"
+    r"language model|chatgpt|the (?:above|following|list))\b|\?|!\s*\S|[;:]", re.I)
+# Shapes of credentials: provider key prefixes, JWTs, long letter-and-digit runs.
+_CREDENTIAL = re.compile(
+    r"\b(?:sk|pk|rk)-[\w-]{12,}|\bgh[pousr]_\w{20,}|\bAKIA[0-9A-Z]{16}\b|"
+    r"\bxox[abpr]-[\w-]{10,}|\bAIza[\w-]{30,}|\beyJ[\w-]{10,}\.[\w-]{10,}|"
+    r"\b(?=\w*\d)(?=\w*[A-Za-z])\w{24,}")
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH(?!OR)", re.I)
+MIN_SECRET_CHARS = 8  # shorter environment values are not treated as secrets
+
+
+def environment_secrets():
+    """Values of environment variables whose names say they are secret (…_API_KEY, …TOKEN)."""
+    return [v for k, v in os.environ.items()
+            if _SECRET_ENV.search(k) and len(v.strip()) >= MIN_SECRET_CHARS]
+
+
+def holds_secret(name, secrets=()):
+    """True if `name` contains one of `secrets`, equals one up to case and punctuation, or
+    is shaped like a credential."""
+    key = normalized(name)
+    for secret in secrets:
+        secret = secret.strip()
+        if len(secret) >= MIN_SECRET_CHARS and (secret in name or normalized(secret) == key):
+            return True
+    return bool(_CREDENTIAL.search(name))
+
+
+def implausible(name):
+    """Why a tidied name is not a plausible class name (a REASONS key), or None."""
+    if _MARKUP.search(name):
+        return "markup"
+    if _URL.search(name):
+        return "url"
+    if _INSTRUCTION.search(name):
+        return "instruction"
+    if len([w for w in name.split() if normalized(w)]) > MAX_WORDS:
+        return "too_many_words"
+    return None
+
+
+def _recordable(raw):
+    """`raw` as the audit can store it: lone surrogates (valid in JSON, not in UTF-8) escaped."""
+    try:
+        raw.encode("utf-8")
+        return raw
+    except UnicodeEncodeError:
+        return repr(raw)
 
 
 @dataclass
@@ -65,11 +136,8 @@ class Cleaned:
         }
 
 
-def tidy(raw: str) -> str:
-    """Strip a name: outer space, list markers, matching quotes, trailing punctuation that
-    would double the prompt's full stop, underscores (prompts read them as spaces), runs of
-    spaces; Unicode NFC. Inner characters are left alone."""
-    name = unicodedata.normalize("NFC", raw).strip()
+def _tidy_once(name):
+    name = unicodedata.normalize("NFC", name).strip()
     name = _LIST_MARKER.sub("", name)
     for pair in _QUOTES:
         if len(name) >= 2 and name[0] == pair[0] and name[-1] == pair[1]:
@@ -77,6 +145,19 @@ def tidy(raw: str) -> str:
     name = name.rstrip(".,;:").strip()
     name = name.replace("_", " ")
     return re.sub(r" {2,}", " ", name)
+
+
+def tidy(raw: str) -> str:
+    """Strip a name: outer space, list markers, matching quotes, trailing punctuation that
+    would double the prompt's full stop, underscores (prompts read them as spaces), runs of
+    spaces; Unicode NFC. Inner characters are left alone. Repeated until nothing changes
+    ("- - 'tiger'."), so tidying a tidy name changes nothing."""
+    name = _tidy_once(raw)
+    while True:  # each round that changes the name shortens it or removes an underscore
+        again = _tidy_once(name)
+        if again == name:
+            return name
+        name = again
 
 
 def fits_clip(names, template):
@@ -96,15 +177,26 @@ def fits_clip(names, template):
     return too_long
 
 
-def clean(raw_names, base, new, template, exclude_new=False, limit=None):
+def clean(raw_names, base, new, template, exclude_new=False, limit=None, secrets=()):
     """Validate `raw_names` for a dataset with classes `base` (training) and `new` (held
     out). `limit`: stop once that many names are kept (for sources that offer more
-    candidates than asked for; the rest are not inspected)."""
+    candidates than asked for; the rest are not inspected). `secrets`: strings no name may
+    hold (the API key), besides those of `environment_secrets()`."""
+    secrets = [*secrets, *environment_secrets()]
     base_keys = {normalized(n) for n in base}
     new_keys = {normalized(n) for n in new}
     out = Cleaned([], 0, {k: [] for k in REASONS}, [], exclude_new)
     seen = set()
     pending = []  # passed every check but the token count, which is batched below
+
+    def why_dropped(name, key):
+        if not key:
+            return "empty"
+        if len(name) > MAX_NAME_CHARS:
+            return "too_many_chars"
+        return implausible(name) or ("duplicate" if key in seen else
+                                     "base" if key in base_keys else
+                                     "new" if exclude_new and key in new_keys else None)
 
     def settle():
         too_long = fits_clip([n for n, _ in pending], template)
@@ -122,23 +214,19 @@ def clean(raw_names, base, new, template, exclude_new=False, limit=None):
             break
         out.received += 1
         if not isinstance(raw, str):
-            out.dropped["not_text"].append(repr(raw))
+            out.dropped["not_text"].append(_recordable(repr(raw)))
+            continue
+        if holds_secret(raw, secrets):  # first: a secret must not reach any record
+            out.dropped["secret"].append(SECRET_RECORD)
             continue
         if not raw.strip().isprintable():  # control, format (zero-width) or line characters
-            out.dropped["non_printable"].append(raw)
+            out.dropped["non_printable"].append(_recordable(raw))
             continue
         name = tidy(raw)
         key = normalized(name)
-        if not key:
-            out.dropped["empty"].append(raw)
-        elif len(name) > MAX_NAME_CHARS:
-            out.dropped["too_many_chars"].append(raw)
-        elif key in seen:
-            out.dropped["duplicate"].append(raw)
-        elif key in base_keys:
-            out.dropped["base"].append(raw)
-        elif exclude_new and key in new_keys:
-            out.dropped["new"].append(raw)
+        reason = why_dropped(name, key)
+        if reason is not None:
+            out.dropped[reason].append(raw)
         else:
             seen.add(key)
             pending.append((name, key))

@@ -15,17 +15,18 @@ from ..errors import EXIT_OK, EXIT_USER, NovelClassesError, SarPromptError, run_
 from . import default_path, shipped_dir
 from . import build
 from . import facts as facts_mod
-from .clean import MAX_CONTEXT_TOKENS
+from .clean import MAX_CONTEXT_TOKENS, MAX_WORDS
 
 EXCLUDE_NEW_HELP = (
     "drop names equal to the dataset's held-out new (test) classes. Default: keep them, as "
     "the paper's protocol does; either way they are counted, listed in the file's audit and "
     "printed")
 VALIDATION = (f"Every list is validated the same way: names are stripped and normalised; "
-              f"duplicates (case and punctuation ignored), base classes, non-printable text and "
-              f"names that do not fit CLIP's 77 tokens (in the dataset's template, and in the "
-              f"learnable prompt with {MAX_CONTEXT_TOKENS} context tokens) are dropped and "
-              f"reported.")
+              f"secrets (never recorded), non-printable text, what is not a plausible class "
+              f"name (markup, URLs, instructions or sentences, over {MAX_WORDS} words), "
+              f"duplicates (case and punctuation ignored), base classes and names that do not "
+              f"fit CLIP's 77 tokens (in the dataset's template, and in the learnable prompt "
+              f"with {MAX_CONTEXT_TOKENS} context tokens) are dropped and reported.")
 
 
 def _dataset_args(p, many=True):
@@ -153,7 +154,8 @@ def cmd_generate(args, sleep, log):
                 f"v{details['prompt']['version']}); the answer was validated by "
                 "sar_prompt.novel (see 'audit')."),
             **details}
-        return build.make_list(facts, names, provenance, args.exclude_new)
+        return build.make_list(facts, names, provenance, args.exclude_new,
+                               secrets=client.secrets())
 
     params = {"source": "llm", "request": asdict(request),
               "base_url": public_url(client.base_url), "exclude_new": args.exclude_new}

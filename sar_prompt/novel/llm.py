@@ -134,6 +134,10 @@ class Client:
         self.client = openai.OpenAI(api_key=self._key, base_url=self.base_url,
                                     timeout=self.retry.timeout, max_retries=0)
 
+    def secrets(self):
+        """What no name in an answer may hold (see clean.holds_secret)."""
+        return [self._key]
+
     @property
     def provider(self):
         return "openai" if self.base_url == DEFAULT_BASE_URL else "openai-compatible"
