@@ -34,6 +34,9 @@ setup(
         "torch>=1.13",
         "torchvision",
         "openai-clip",
+        # openai-clip imports pkg_resources, which setuptools 81 removed: without this pin,
+        # `import clip` fails in any script that imports it before sar_prompt.
+        "setuptools<81",
         "packaging",
         "yacs",
         "tabulate",

@@ -24,5 +24,8 @@ else:
 
     _compat.apply()
     from . import datasets, trainers  # noqa: F401  (registration needs the patched Dassl)
+    from .registry import report_kept as _report_kept
+
+    _report_kept()  # one line for the names a host suite registered first
 
 __all__ = ["extend_cfg", "DASSL_AVAILABLE", "__version__"]

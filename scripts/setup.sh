@@ -23,6 +23,8 @@ done
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+# OpenAI's clip imports pkg_resources, gone from setuptools 81 on (setup.py pins it too).
+"${PIP[@]}" "setuptools<81"
 # shellcheck disable=SC2086  # TORCH_SPEC is a list of requirements
 "${PIP[@]}" $TORCH_SPEC
 "${PIP[@]}" -e "$REPO[test]"

@@ -150,3 +150,19 @@ def test_clip_imports_without_pkg_resources(tmp_path):
         [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
+
+
+def test_clip_imports_on_its_own_in_the_project_environment():
+    """A host suite or script that imports `clip` before sar_prompt: sar-prompt's install
+    pins setuptools below 81, whose pkg_resources openai-clip imports."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+
+    pins = [Requirement(r) for r in requires("sar-prompt") if r.startswith("setuptools")]
+    assert [str(p.specifier) for p in pins] == ["<81"]
+    assert pins[0].specifier.contains(version("setuptools"))
+    proc = subprocess.run([sys.executable, "-W", "ignore::UserWarning", "-c",
+                           "import clip; print(clip.tokenize(['a']).shape)"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "[1, 77]" in proc.stdout, proc.stderr

@@ -1,4 +1,4 @@
-"""The download helper against fixture archives served on 127.0.0.1: the official
+"""The downloader against fixture archives served on 127.0.0.1: the official
 recipes (archive layout, nested archives, renamed folders) produce what the loaders read;
 interrupted downloads resume or restart; bad checksums are refused; datasets without a
 public link print their manual steps. No test touches the network beyond loopback."""

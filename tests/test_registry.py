@@ -7,7 +7,9 @@ from dassl.utils import Registry
 from sar_prompt.registry import register
 
 
-def test_host_first_keeps_host_object_and_says_so_once(capsys):
+def test_host_first_keeps_host_object_and_records_it_once(capsys):
+    from sar_prompt.registry import CONFLICTS
+
     registry = Registry("TEST")
 
     @registry.register()
@@ -21,8 +23,8 @@ def test_host_first_keeps_host_object_and_says_so_once(capsys):
     register(registry, Ours)
     register(registry, Ours)
     assert registry.get("CoOp") is CoOp
-    out = capsys.readouterr().out
-    assert out.count("keeping the host's") == 1
+    assert CONFLICTS["kept"].count('TEST "CoOp"') == 1
+    assert capsys.readouterr().out == ""  # said once, by import sar_prompt, for all names
 
 
 def test_ours_first_then_host_registers_without_crash(capsys):
@@ -40,7 +42,9 @@ def test_ours_first_then_host_registers_without_crash(capsys):
         pass
 
     assert registry.get("Caltech101") is Caltech101
-    assert "replaces sar_prompt's" in capsys.readouterr().out
+    from sar_prompt.registry import CONFLICTS
+
+    assert 'TEST2 "Caltech101"' in CONFLICTS["replaced"]
 
 
 def test_a_genuine_duplicate_between_host_classes_still_fails():
@@ -96,4 +100,32 @@ def test_in_a_host_suite_both_import_orders_work():
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert "OK" in proc.stdout
-        assert "sar_prompt" in proc.stdout  # the conflict is reported in the log
+        said = [line for line in proc.stdout.splitlines() if line.startswith("[sar_prompt]")]
+        assert len(said) == 1, said  # one line, however many names collide
+        assert 'TRAINER "CoOp"' in said[0]
+        if first is define_host:  # all names the host held are listed
+            assert 'DATASET "Caltech101"' in said[0] and "keeping the host's" in said[0]
+        else:  # the host registers over ours later, name by name: the first is named
+            assert "the host's replace sar_prompt's" in said[0]
+
+
+def test_a_host_suite_with_every_name_taken_gets_one_line():
+    """A suite that registers all of our trainer and dataset names before importing us."""
+    code = textwrap.dedent("""
+        from dassl.engine import TRAINER_REGISTRY, TrainerX
+        from dassl.data.datasets import DATASET_REGISTRY, DatasetBase
+        for name in ("CoOp", "KgCoOp", "CoOpSAR", "KgCoOpSAR"):
+            TRAINER_REGISTRY.register(type(name, (TrainerX,), {}))
+        for name in ("ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers",
+                     "Food101", "FGVCAircraft", "SUN397", "DescribableTextures", "EuroSAT",
+                     "UCF101"):
+            DATASET_REGISTRY.register(type(name, (DatasetBase,), {}))
+        import sar_prompt
+        from sar_prompt.registry import CONFLICTS
+        print("KEPT", len(CONFLICTS["kept"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stdout.splitlines() if line.startswith("[sar_prompt]")]
+    assert "KEPT 15" in proc.stdout and len(said) == 1
+    assert "15 name(s)" in said[0] and "keeping the host's" in said[0]

@@ -1,5 +1,5 @@
 """Data tools that do not train anything: the checks the loaders share (`report`,
-`layout`, `images`), the data doctor and the download helper.
+`layout`, `images`), the data doctor and the downloader.
 
     python -m sar_prompt.data check DATASET --root DATA [--deep] [--shots 16]
     python -m sar_prompt.data download DATASET --root DATA

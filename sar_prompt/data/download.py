@@ -1,4 +1,4 @@
-"""The download helper: fetch what has a public link, verify it, unpack it into the layout
+"""The downloader: fetch what has a public link, verify it, unpack it into the layout
 the loaders expect, and print the manual steps for the rest.
 
 Every file is fetched into <dataset>/.downloads/<name>.part and renamed when complete, so
