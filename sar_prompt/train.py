@@ -170,7 +170,9 @@ def check_eval_output(cfg, args):
 
 
 def run(args):
-    import sar_prompt  # noqa: F401  (patches Dassl, registers trainers and datasets)
+    import sar_prompt
+
+    sar_prompt.register()  # patches Dassl, registers trainers and datasets
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
