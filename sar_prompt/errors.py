@@ -30,6 +30,14 @@ class WeightsError(SarPromptError, FileNotFoundError):
     """CLIP weights cannot be found or read."""
 
 
+class CheckpointError(SarPromptError, RuntimeError):
+    """A checkpoint is missing, truncated, or refused because loading it could run code."""
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """No checkpoint file where one was expected."""
+
+
 # Exit status of every command (train.py, python -m sar_prompt.data / .novel / .demo):
 EXIT_OK = 0  # done
 EXIT_UNEXPECTED = 1  # an error we did not foresee: Python's traceback (please report it)
