@@ -8,7 +8,7 @@ learned similarity structure drifts, and training is exactly the method's.
 import torch
 
 from .. import novel
-from ..catalog import key_for
+from ..catalog import by_key, novel_key_for
 from ..config import check_choice
 from ..errors import NovelClassesError
 from ..novel import normalized
@@ -25,9 +25,11 @@ class SARMixin:
         super().build_model()
         cfg, sar_cfg = self.cfg, self.cfg.TRAINER.SAR
         check_choice(sar_cfg.LOSS, LOSSES, "TRAINER.SAR.LOSS")
-        key = key_for(cfg.DATASET.NAME)
+        key = novel_key_for(cfg.DATASET.NAME)  # ImageNet's list for its test-only variants
+        list_for = by_key(key).name if by_key(key) else cfg.DATASET.NAME
         path = sar_cfg.NOVEL_FILE or novel.default_path(key)
-        novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else cfg.DATASET.NAME)
+        self.novel_file = path  # recorded in the run's fingerprint
+        novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else list_for)
         base = list(self.dm.dataset.classnames)
         base_keys = {normalized(n) for n in base}
         names = [n for n in novel_list.names if normalized(n) not in base_keys]
