@@ -33,7 +33,8 @@ class ImageNetVariant(SplitDataset):
     classlist = "imagenet"
 
     def layout(self):
-        return [(self.image_path, "dir", "Extract the dataset's archive there: " + self.how_to_get()),
+        return [(self.image_path, "dir",
+                 "Extract the dataset's archive there: " + self.how_to_get()),
                 (self.split_path, "file", CLASSNAMES_FIX.format(dataset=self.dataset_path,
                                                                 key=self.catalog_key))]
 

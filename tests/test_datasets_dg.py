@@ -38,7 +38,7 @@ def test_subsets_are_200_imagenet_classes_in_imagenet_order():
         assert len(labels) == 200 == len(set(labels)) and labels == sorted(labels)
         assert class_names(key) == [class_names("imagenet")[k] for k in labels]
     assert imagenet_subset_labels("imagenet_a")[:3] == [6, 11, 13]  # stingray, goldfinch, junco
-    assert imagenet_subset_labels("imagenet_r")[:3] == [1, 2, 4]    # goldfish, great white shark, ..
+    assert imagenet_subset_labels("imagenet_r")[:3] == [1, 2, 4]    # goldfish, great white shark
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -92,8 +92,8 @@ def test_doctor_warns_when_a_subset_misses_classes(tmp_path):
     assert report.ok and "199 classes vs 200" in report.render()
 
 
-def test_download_unpacks_the_archive_and_copies_imagenets_classnames(mirror, monkeypatch,  # noqa: F811
-                                                                     tmp_path):
+def test_download_unpacks_the_archive_and_copies_imagenets_classnames(
+        mirror, monkeypatch, tmp_path):  # noqa: F811
     stage, root = tmp_path / "stage", tmp_path / "data"
     write_dataset("imagenet_r", stage)
     publish(mirror, monkeypatch, "imagenet_r",
