@@ -23,7 +23,7 @@ LOG_FILE = "log.txt"
 STATUSES = ("finished", "broken", "failed", "interrupted", "absent")
 
 
-def write_run_result(cfg, accuracy, epoch, checkpoint=None):
+def write_run_result(cfg, accuracy, epoch, checkpoint=None, resumes=()):
     payload = {
         "accuracy": float(accuracy),
         "split": cfg.TEST.SPLIT,
@@ -34,6 +34,7 @@ def write_run_result(cfg, accuracy, epoch, checkpoint=None):
         "num_shots": cfg.DATASET.NUM_SHOTS,
         "epoch": epoch,
         "checkpoint": checkpoint,
+        "resumed_at_epochs": [r.get("epoch") for r in resumes],
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     path = Path(cfg.OUTPUT_DIR) / RESULT_FILE
