@@ -121,7 +121,8 @@ def print_jobs(bench, jobs, settings, gpus, out=None):
              f"on GPU {gpus[0]}" if gpus else "one job at a time")
     print(f"{bench.protocol}: {bench.trainer} on {len(bench.datasets)} dataset(s) "
           f"({' '.join(bench.datasets)}), seeds {' '.join(map(str, bench.seeds))}, shots "
-          f"{' '.join(map(str, bench.shots))}: {len(jobs)} jobs, {runs} runs, {where}",
+          f"{' '.join(map(str, bench.shots))}: {_count(len(jobs), 'job')}, "
+          f"{_count(runs, 'run')}, {where}",
           file=out)
     print(f"data {bench.data}, results {bench.root}", file=out)
     for i, job in enumerate(jobs, 1):
@@ -133,6 +134,10 @@ def print_jobs(bench, jobs, settings, gpus, out=None):
                 load = state.epoch if state.finished else "LAST"
             command = " ".join(_quote(a) for a in settings.command(run, load))
             print(f"  {run.phase_label:<6}{run_status(run):<26}{command}", file=out)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _quote(word):

@@ -36,8 +36,17 @@ def _errors(stats):
 
 
 def _panels(table):
-    datasets = [d for d in table.datasets]
-    return datasets + ([AVERAGE] if table.averages else [])
+    return list(table.datasets) + ([AVERAGE] if table.averages else [])
+
+
+def _grid(plt, n_panels):
+    """A figure with one small panel per dataset, four to a row; unused panels hidden."""
+    cols = min(4, n_panels)
+    rows = math.ceil(n_panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.8), squeeze=False)
+    for ax in list(axes.flat)[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
 
 
 def _title(dataset):
@@ -53,9 +62,7 @@ def _ylim(values):
 def _base2new(table, plt):
     metrics, k = ("base", "new", "hm"), table.shots[0]
     panels = _panels(table)
-    cols = min(4, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.8), squeeze=False)
+    fig, axes = _grid(plt, len(panels))
     n = len(table.trainers)
     width = 0.8 / n
     for ax, dataset in zip(axes.flat, panels):
@@ -75,17 +82,13 @@ def _base2new(table, plt):
         ax.set_ylim(*_ylim(values))
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     fig.supylabel("accuracy (%)", fontsize=10)
     return fig, axes
 
 
 def _fewshot(table, plt):
     panels = _panels(table)
-    cols = min(4, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.8), squeeze=False)
+    fig, axes = _grid(plt, len(panels))
     for ax, dataset in zip(axes.flat, panels):
         source = table.averages if dataset == AVERAGE else table.entries
         values = []
@@ -103,8 +106,6 @@ def _fewshot(table, plt):
         ax.set_ylim(*_ylim(values))
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     fig.supxlabel("shots per class", fontsize=10)
     fig.supylabel("accuracy (%)", fontsize=10)
     return fig, axes

@@ -142,6 +142,11 @@ def test_bench_dry_run_prints_the_job_list(tmp_path, capsys):
     assert "to run" in lines[6] and "--load-epoch LAST" in lines[7]
     assert all("TRAINER.SAR.WEIGHT 2.0" in line for line in (lines[3], lines[7]))
     assert not (tmp_path / "out" / "base2new" / "train_base" / "dtd").exists()
+    assert bench.main(["xd", "CoOp", "--seeds", "1", "--output", str(tmp_path / "out"),
+                       "--slurm", "--partition", "gpu", "--time", "60", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 job, 11 runs" in out
+    assert "'timeout_min': 60" in out and "'slurm_partition': 'gpu'" in out
 
 
 def test_bench_errors_are_clear(tmp_path, capsys):
