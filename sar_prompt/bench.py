@@ -183,8 +183,6 @@ def main(argv=None):
     # PROGRESS=1 / 0 forces the progress bars on / off (default: when stderr is a terminal)
     settings = Settings(verbose=args.verbose,
                         progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")))
-    if args.protocol == "base2new" and args.table == "summary" and len(bench.datasets) == 1:
-        args.table = "seeds"
     if args.dry_run:
         print_jobs(bench, jobs, settings, gpus)
         if args.slurm or args.cluster:

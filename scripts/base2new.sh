@@ -23,4 +23,5 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 DATASET="$1"; TRAINER="$2"; shift 2
-DATASETS="$DATASET" exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" "$@"
+DATASETS="$DATASET" exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" \
+  --table seeds "$@"
