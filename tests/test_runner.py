@@ -87,6 +87,35 @@ def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
     assert "FAILED: eurosat CoOpSAR seed 1 base (exit code 1)" in lines[1]
 
 
+def test_fewshot_and_transfer_protocols_run_and_tabulate(tmp_path, monkeypatch):
+    from sar_prompt.results import build_table
+
+    fewshot = make_bench(tmp_path, "fewshot", datasets=("eurosat",), seeds=(1,), shots=(1, 4))
+    outcomes, _ = run(fewshot.jobs())
+    assert [(o.run.shots, o.run.phase, o.status) for o in outcomes] == [
+        (1, "train_all", "done"), (4, "train_all", "done")]
+    table = build_table(fewshot.root, "fewshot", ["CoOpSAR"], ["eurosat"], [1], [1, 4],
+                        config="demo")
+    assert table.complete and [e.shots for e in table.entries] == [1, 4]
+    monkeypatch.setenv("STUB_FAIL", "dtd")  # the source fails: no target can be evaluated
+    xd = make_bench(tmp_path, "xd", datasets=("eurosat", "ucf101"), seeds=(1,), source="dtd")
+    outcomes, text = run(xd.jobs())
+    assert [o.status for o in outcomes] == ["failed", "blocked", "blocked"]
+    monkeypatch.delenv("STUB_FAIL")
+    outcomes, _ = run(xd.jobs())
+    source, *targets = xd.jobs()[0].runs
+    assert [o.status for o in outcomes] == ["done"] * 3
+    for t in targets:  # every target loads the source's final checkpoint
+        result = json.loads((Path(t.output_dir) / "results.json").read_text())
+        assert result["model_dir"] == source.output_dir and result["num_shots"] == -1
+    table = build_table(xd.root, "xd", ["CoOpSAR"], ["eurosat", "ucf101"], [1], source="dtd",
+                        config="demo")
+    assert table.complete and table.datasets == ["dtd", "eurosat", "ucf101"]
+    average = table.averages[0]
+    assert average.mean == pytest.approx((accuracy("eurosat", 1, "all")
+                                          + accuracy("ucf101", 1, "all")) / 2)
+
+
 def test_gpu_queue_gives_each_job_its_own_gpu(tmp_path, monkeypatch):
     locks = tmp_path / "locks"
     locks.mkdir()
