@@ -170,7 +170,7 @@ def final_table(bench, args, out=None):
 
 
 def main(argv=None):
-    from .runner import Settings, run_local, summary
+    from .runner import Settings, run_local
 
     try:
         args = parse(argv)

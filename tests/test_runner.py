@@ -206,3 +206,17 @@ def test_slurm_submission_with_submitits_local_executor(tmp_path, monkeypatch):
             assert state.accuracy == pytest.approx(accuracy(r.dataset, r.seed, r.subsample))
     logs = list((tmp_path / "slurm").glob("*_log.out"))
     assert logs and any("seed 1 new: acc" in p.read_text() for p in logs)
+
+
+def test_bench_submission_through_submitits_debug_executor(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    args = bench.parse(["base2new", "CoOpSAR", "--datasets", "eurosat", "--seeds", "1",
+                        "--config", str(CONFIG), "--data", str(tmp_path / "data"),
+                        "--output", str(tmp_path / "out"), "--cluster", "debug"])
+    b = bench.benchmark(args)
+    assert bench.submit(b, b.jobs(), settings(), args) == 0
+    out = capsys.readouterr().out
+    assert "submitted 1 job(s) to debug" in out and "2 runs: 2 done" in out
+    assert "| EuroSAT |" in out and (b.root / "tables" / "base2new_CoOpSAR.png").is_file()
+    assert bench.submit(b, b.jobs(), settings(), args) == 0  # all finished: nothing to submit
+    assert "nothing to submit" in capsys.readouterr().out
