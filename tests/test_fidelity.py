@@ -15,7 +15,7 @@ from test_trainers import record_steps
 TOLERANCE = 1e-5
 
 # Two epochs of 9 steps (150 base-class images, batch 16): the constant 1e-5 warm-up epoch,
-# then the cosine schedule's second epoch at lr 0.001.
+# then the second at lr 0.002 (where Dassl's cosine schedule starts).
 GOLDEN = {
     # KaiyangZhou/CoOp@ff61507 trainers/coop.py
     "CoOp": dict(opts=(), loss=[
