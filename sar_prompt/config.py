@@ -53,6 +53,8 @@ def extend_cfg(cfg):
     _declare(cfg.DATASET, {"SUBSAMPLE_CLASSES": "all"})  # all | base | new
     # A local CLIP weights file; "" = by MODEL.BACKBONE.NAME from the CLIP cache.
     _declare(cfg.MODEL.BACKBONE, {"PATH": ""})
+    # Checkpoints that need a full unpickle can run code; load them only if True.
+    _declare(cfg.MODEL, {"TRUST_CHECKPOINT_CODE": False})
     return cfg
 
 
@@ -82,7 +84,7 @@ def require_keys(cfg, keys, who):
 
 
 def required_trainer_keys(sar=False):
-    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH"]
+    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH", "MODEL.TRUST_CHECKPOINT_CODE"]
     keys += [f"TRAINER.COOP.{k}" for k in COOP_DEFAULTS]
     if sar:
         keys += [f"TRAINER.SAR.{k}" for k in SAR_DEFAULTS]

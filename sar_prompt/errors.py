@@ -25,3 +25,11 @@ class NovelClassesError(SarPromptError, ValueError):
 
 class WeightsError(SarPromptError, FileNotFoundError):
     """CLIP weights cannot be found or read."""
+
+
+class CheckpointError(SarPromptError, RuntimeError):
+    """A checkpoint is missing, truncated, or refused because loading it could run code."""
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """No checkpoint file where one was expected."""

@@ -50,6 +50,9 @@ class SARMixin:
               f"({novel_list.provenance.get('source')}), {per_step} novel per step, "
               f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}, template {template!r}")
 
+    def random_generators(self):
+        return {**super().random_generators(), "sar": self.sar.generator}
+
     def step(self, image, label):
         out = super().step(image, label)
         weight = self.cfg.TRAINER.SAR.WEIGHT
