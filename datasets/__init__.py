@@ -6,12 +6,15 @@ from .base import SplitDataset
 from .demo import SARDemo
 from .fgvc_aircraft import FGVCAircraft
 from .imagenet import ImageNet
+from .imagenet_variants import ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2
 from .json_splits import (UCF101, Caltech101, DescribableTextures, EuroSAT, Food101,
                           OxfordFlowers, OxfordPets, StanfordCars, SUN397)
 
-# The base-to-new benchmark, in sar_prompt.catalog's order, then the offline demo.
+# The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
+# the offline demo.
 ALL = (ImageNet, Caltech101, OxfordPets, StanfordCars, OxfordFlowers, Food101, FGVCAircraft,
-       SUN397, DescribableTextures, EuroSAT, UCF101, SARDemo)
+       SUN397, DescribableTextures, EuroSAT, UCF101,
+       ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR, SARDemo)
 
 for _dataset in ALL:
     register(DATASET_REGISTRY, _dataset)

@@ -68,6 +68,13 @@ def sample_few_shot(records, num_shots, rng):
     return out
 
 
+def records_digest(*splits):
+    """sha256 of the records of `splits` (relpath, label, class name), in order: two runs with
+    the same digest trained on the same images."""
+    return hashlib.sha256(json.dumps([[list(r) for r in split] for split in splits],
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def class_halves(records):
     """(base labels, new labels): the first ceil(n/2) sorted labels and the rest."""
     labels = sorted({r.label for r in records})
@@ -99,14 +106,19 @@ class SplitDataset(DatasetBase):
     split_file = ""
     split_source = "docs/datasets.md"  # where users learn how to get the split file
     val_is_test = False       # ImageNet: the val set is the test set, few-shot samples train only
+    test_only = False         # ImageNet's variants: every split is the test set, no few-shot
     records_are_listed = False  # records come from listing image folders: they exist
+    classlist = ""            # key of the bundled class list to compare with; "" = catalog_key
+    fewshot_file = None       # the few-shot cache file read or written, if any
+    fewshot_sha256 = None     # digest of the few-shot sample used (see records_digest)
 
     def __init__(self, cfg):
         self.locate(cfg.DATASET.ROOT)
         train, val, test = self.load_records()
         num_shots = cfg.DATASET.NUM_SHOTS
-        if num_shots >= 1:
+        if num_shots >= 1 and not self.test_only:
             train, val = self.few_shot(train, val, num_shots, cfg.SEED)
+            self.fewshot_sha256 = records_digest(train, val)
         train, val, test = subsample_classes(train, val, test,
                                              subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         self.verify_images(train, val, test)
@@ -248,8 +260,9 @@ class SplitDataset(DatasetBase):
     def classlist_problems(self, found, where):
         from sar_prompt.classnames import class_names
 
+        listed = self.classlist or self.catalog_key
         try:
-            expected = class_names(self.catalog_key)
+            expected = class_names(listed)
         except KeyError:
             return []
         if found == expected:
@@ -259,7 +272,7 @@ class SplitDataset(DatasetBase):
         got = found[diff] if diff < len(found) else "(none)"
         want = expected[diff] if diff < len(expected) else "(none)"
         return [warning(f"{where}: classes differ from the CoOp family's list "
-                        f"(sar_prompt/classnames/{self.catalog_key}.txt): {len(found)} classes "
+                        f"(sar_prompt/classnames/{listed}.txt): {len(found)} classes "
                         f"vs {len(expected)}; label {diff} is {got!r}, expected {want!r}. "
                         "Base/new halves will not match published results; use the official "
                         "split file.")]
@@ -315,6 +328,7 @@ class SplitDataset(DatasetBase):
                 data = json.loads(cache.read_text())
                 if data.get("version") == FEWSHOT_CACHE_VERSION:
                     print(f"[sar_prompt] few-shot samples from {cache}")
+                    self.fewshot_file = cache
                     train = [Record(*e) for e in data["train"]]
                     return train, (val if self.val_is_test else [Record(*e) for e in data["val"]])
             except (json.JSONDecodeError, KeyError, TypeError):
@@ -331,6 +345,7 @@ class SplitDataset(DatasetBase):
             try:
                 atomic_write_json(cache, payload, indent=None)
                 print(f"[sar_prompt] few-shot samples saved to {cache}")
+                self.fewshot_file = cache
             except OSError as exc:  # a read-only data folder is fine: just no cache
                 print(f"[sar_prompt] cannot cache few-shot samples at {cache} ({exc})")
         return train, val

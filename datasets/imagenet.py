@@ -46,41 +46,54 @@ class ImageNet(SplitDataset):
         return problems
 
     def read_records(self):
-        text = self.read_source(self.split_path)
-        names = {}
-        for n, line in enumerate(text.splitlines(), 1):
-            folder, _, classname = line.strip().partition(" ")
-            if folder:
-                if not classname:
-                    raise DataError(f"{self.split_path}, line {n}: {line!r} has no class name; "
-                                    "each line is '<wnid> <class name>'. Download it again: "
-                                    + self.how_to_get())
-                names[folder] = classname
+        names = read_wnid_names(self)
         train = self.read_folder("train", names)
         test = self.read_folder("val", names)
         return train, test, test
 
     def read_folder(self, part, names):
         top = self.image_path / part
-        folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
-        unknown = [f for f in folders if f not in names]
-        if unknown:
-            raise DataError(f"{top} has class folder(s) that {self.split_path} does not name "
-                            f"({', '.join(unknown[:3])}); it needs one line per folder. Use "
-                            "the classnames.txt of docs/datasets.md.")
         if part == "val":
+            folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
             train = sorted(e.name for e in os.scandir(self.image_path / "train") if e.is_dir())
             if folders != train:
                 odd = sorted(set(folders) ^ set(train))
                 raise DataError(f"{top} and {self.image_path / 'train'} have different class "
                                 f"folders ({', '.join(odd[:3])} ...), so their labels would "
                                 "disagree. Both need the same 1,000 folders.")
-        records, listing = [], []
-        for label, folder in enumerate(folders):
-            files = listdir_files(top / folder)
-            listing.append(f"{folder}:" + "/".join(files))
-            records += [Record(f"{part}/{folder}/{f}", label, names[folder]) for f in files]
-        self.fingerprint(f"images/{part}", "\n".join(listing))
-        if not records:
-            raise_errors([error(f"{top} has no images. " + self.how_to_get())])
-        return records
+        return class_folder_records(self, top, names, prefix=f"{part}/")
+
+
+def read_wnid_names(ds):
+    """{wnid: class name} from the dataset's classnames.txt ('<wnid> <class name>' lines)."""
+    text = ds.read_source(ds.split_path)
+    names = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        folder, _, classname = line.strip().partition(" ")
+        if folder:
+            if not classname:
+                raise DataError(f"{ds.split_path}, line {n}: {line!r} has no class name; "
+                                "each line is '<wnid> <class name>'. Download it again: "
+                                + ds.how_to_get())
+            names[folder] = classname
+    return names
+
+
+def class_folder_records(ds, top, names, prefix=""):
+    """Records of `top`/<wnid>/<image>, labelled by the sorted folder names (loose files such
+    as README.txt are not classes); relpaths are `prefix`<wnid>/<image>."""
+    folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise DataError(f"{top} has class folder(s) that {ds.split_path} does not name "
+                        f"({', '.join(unknown[:3])}); it needs one line per folder. Use "
+                        "the classnames.txt of docs/datasets.md.")
+    records, listing = [], []
+    for label, folder in enumerate(folders):
+        files = listdir_files(top / folder)
+        listing.append(f"{folder}:" + "/".join(files))
+        records += [Record(f"{prefix}{folder}/{f}", label, names[folder]) for f in files]
+    ds.fingerprint(str(top.relative_to(ds.dataset_path)), "\n".join(listing))
+    if not records:
+        raise_errors([error(f"{top} has no images. " + ds.how_to_get())])
+    return records

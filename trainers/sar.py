@@ -8,7 +8,7 @@ learned similarity structure drifts, and training is exactly the method's.
 import torch
 
 from .. import novel
-from ..catalog import key_for
+from ..catalog import by_key, novel_key_for
 from ..config import SAR_DEFAULTS, check_choice, check_number
 from ..errors import NovelClassesError
 from ..novel import normalized
@@ -32,14 +32,16 @@ class SARMixin:
             check_number(cfg, f"TRAINER.SAR.{key}", SAR_DEFAULTS[key], meaning, positive=strict)
         check_number(cfg, "TRAINER.SAR.NUM_NOVEL", SAR_DEFAULTS["NUM_NOVEL"],
                      "novel classes sampled per step; 0 = all", integer=True)
-        key = key_for(cfg.DATASET.NAME)
-        path = cfg.TRAINER.SAR.NOVEL_FILE or novel.default_path(key)
-        self.novel_list = novel.load(path, key, cfg.DATASET.NAME)  # must be for this dataset
+        key = novel_key_for(cfg.DATASET.NAME)  # ImageNet's list for its test-only variants
+        list_for = by_key(key).name if by_key(key) else cfg.DATASET.NAME
+        self.novel_file = cfg.TRAINER.SAR.NOVEL_FILE or novel.default_path(key)  # fingerprinted
+        # Shipped or given, the list must be for this dataset.
+        self.novel_list = novel.load(self.novel_file, key, list_for)
 
     def build_model(self):
         super().build_model()
         cfg, sar_cfg = self.cfg, self.cfg.TRAINER.SAR
-        novel_list, path = self.novel_list, self.novel_list.path
+        novel_list, path = self.novel_list, self.novel_file
         base = list(self.dm.dataset.classnames)
         base_keys = {normalized(n) for n in base}
         names = [n for n in novel_list.names if normalized(n) not in base_keys]

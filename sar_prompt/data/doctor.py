@@ -12,14 +12,14 @@ from .report import Report, error
 def dataset_class(name):
     """Our loader for a catalog key or registry name; DataError lists the valid keys."""
     import sar_prompt  # noqa: F401  (patches Dassl, registers the datasets)
-    from sar_prompt.catalog import BENCHMARK
+    from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT
     from sar_prompt.datasets import by_key
     from sar_prompt.errors import DataError
 
     try:
         return by_key(name)
     except KeyError:
-        keys = ", ".join(d.key for d in BENCHMARK)
+        keys = ", ".join(d.key for d in BENCHMARK + DOMAIN_SHIFT)
         raise DataError(f"unknown dataset {name!r}; use one of: {keys}") from None
 
 
@@ -43,12 +43,12 @@ def check(name, root, deep=False, shots=16):
     report.problems += ds.missing_problems(train, val, test)
     base, new = (set(h) for h in class_halves(train))
     for split_name, records in splits.items():
-        if split_name == "val" and ds.val_is_test:
+        if (split_name == "val" and ds.val_is_test) or (ds.test_only and split_name != "test"):
             continue
         for half, labels in (("all", None), ("base", base), ("new", new)):
             kept = [r for r in records if labels is None or r.label in labels]
             report.counts.append((split_name, half, len(kept), len({r.label for r in kept})))
-    if shots >= 1:
+    if shots >= 1 and not ds.test_only:
         report.problems += ds.shortfall_problems(train, val, shots)
     present = {str(ds.image_path / r.relpath) for records in splits.values() for r in records}
     present = [p for p in present if Path(p).is_file()]
