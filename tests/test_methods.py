@@ -28,62 +28,16 @@ def snapshot(module):
 def test_a_step_changes_only_the_learnable_tensors(build_trainer, tmp_path, name):
     trainer = build_trainer(name, *SMALL, output=tmp_path, shots=1)
     learnable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
-    assert learnable == {"prompt_learner.ctx", "prompt_learner.meta_net.linear1.weight",
-                         "prompt_learner.meta_net.linear1.bias",
-                         "prompt_learner.meta_net.linear2.weight",
-                         "prompt_learner.meta_net.linear2.bias"}
-    assert list(trainer.model.prompt_learner.state_dict()) == [n.split(".", 1)[1] for n in sorted(
-        learnable, key=["prompt_learner.ctx", "prompt_learner.meta_net.linear1.weight",
-                        "prompt_learner.meta_net.linear1.bias",
-                        "prompt_learner.meta_net.linear2.weight",
-                        "prompt_learner.meta_net.linear2.bias"].index)]
+    saved = ["ctx", "meta_net.linear1.weight", "meta_net.linear1.bias",
+             "meta_net.linear2.weight", "meta_net.linear2.bias"]
+    assert learnable == {f"prompt_learner.{k}" for k in saved}
+    assert list(trainer.model.prompt_learner.state_dict()) == saved  # what a checkpoint holds
     before = snapshot(trainer.model)
     summary = one_step(trainer)
     after = snapshot(trainer.model)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == learnable
     assert ("sar" in summary) == (name == "CoCoOpSAR")
-
-
-def test_cocoop_first_step_is_the_reference_computation(build_trainer, tmp_path):
-    """CoCoOp's algorithm written out as its reference loops it (one image at a time, CLIP's
-    full 77-position text pass): same loss and gradients as our batched, truncated pass."""
-    trainer = build_trainer("CoCoOp", *SMALL, output=tmp_path, shots=1)
-    clip, learner = trainer.clip_model, trainer.model.prompt_learner
-    batch = next(iter(trainer.train_loader_x))
-    image, label = batch["img"][:3], batch["label"][:3]
-
-    with torch.no_grad():
-        image_features = clip.encode_image(image)
-        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
-    from sar_prompt.modeling.tokens import tokenize
-
-    ids = tokenize(learner.prompt_texts(trainer.dm.dataset.classnames))
-    embedding = clip.token_embedding(ids)
-    prefix, suffix = embedding[:, :1], embedding[:, 1 + learner.n_ctx:]
-    mask = torch.full((77, 77), float("-inf")).triu_(1)
-    logits = []
-    for feature in image_features:
-        ctx = learner.ctx + learner.meta_net(feature.unsqueeze(0))
-        prompts = torch.cat([prefix, ctx.expand(len(ids), -1, -1), suffix], dim=1)
-        x = (prompts + clip.positional_embedding).permute(1, 0, 2)
-        for block in clip.transformer.resblocks:
-            h = block.ln_1(x)
-            x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
-            x = x + block.mlp(block.ln_2(x))
-        x = clip.ln_final(x.permute(1, 0, 2))
-        text = x[torch.arange(len(ids)), ids.argmax(-1)] @ clip.text_projection
-        text = text / text.norm(dim=-1, keepdim=True)
-        logits.append(clip.logit_scale.exp() * feature @ text.t())
-    reference_loss = F.cross_entropy(torch.stack(logits), label)
-    reference_grads = torch.autograd.grad(reference_loss, list(learner.parameters()))
-
-    out = trainer.step(image, label)
-    loss = out.total()
-    grads = torch.autograd.grad(loss, list(learner.parameters()))
-    assert loss.item() == pytest.approx(reference_loss.item(), abs=1e-5)
-    for ours, ref in zip(grads, reference_grads):
-        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
 
 
 def test_cocoopsar_with_weight_zero_is_cocoop_bit_for_bit(build_trainer, tmp_path):
