@@ -41,5 +41,9 @@ setup(
         "gdown",
         "openai>=1.0",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "plots": ["matplotlib"],            # the plot beside each result table
+        "slurm": ["submitit"],              # bench.sh / base2new_all.sh --slurm
+        "test": ["pytest", "matplotlib", "submitit"],
+    },
 )

@@ -6,8 +6,8 @@ from sar_prompt.registry import register
 
 from .base import SplitDataset
 from .benchmark import (ALL, UCF101, Caltech101, DescribableTextures, EuroSAT, FGVCAircraft,
-                        Food101, ImageNet, OxfordFlowers, OxfordPets, SARDemo, StanfordCars,
-                        SUN397)
+                        Food101, ImageNet, ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2,
+                        OxfordFlowers, OxfordPets, SARDemo, StanfordCars, SUN397)
 
 for _dataset in ALL:
     register(DATASET_REGISTRY, _dataset)
@@ -23,4 +23,5 @@ def by_key(key):
 
 __all__ = ["SplitDataset", "by_key", "ALL", "ImageNet", "Caltech101", "OxfordPets",
            "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft", "SUN397",
-           "DescribableTextures", "EuroSAT", "UCF101", "SARDemo"]
+           "DescribableTextures", "EuroSAT", "UCF101", "ImageNetV2", "ImageNetSketch",
+           "ImageNetA", "ImageNetR", "SARDemo"]

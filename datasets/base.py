@@ -8,27 +8,34 @@ the same checks without Dassl and lists them all.
 from dassl.data.datasets import DatasetBase, Datum
 
 from sar_prompt.data.files import DatasetFiles
-from sar_prompt.data.records import (Record, class_halves, sample_few_shot,  # noqa: F401
-                                     subsample_classes)
+from sar_prompt.data.records import (Record, class_halves, records_digest,  # noqa: F401
+                                     sample_few_shot, subsample_classes)
 
 
 class SplitDataset(DatasetBase):
     """Subclasses set `files_class`, the dataset's `DatasetFiles` (sar_prompt/data/layouts.py)."""
 
     files_class = DatasetFiles
+    fewshot_sha256 = None  # digest of the few-shot sample used (see records_digest)
 
     def __init__(self, cfg):
         self.files = files = self.files_class(cfg.DATASET.ROOT)
         train, val, test = files.load_records()
         num_shots = cfg.DATASET.NUM_SHOTS
-        if num_shots >= 1:
+        if num_shots >= 1 and not files.test_only:
             train, val = files.few_shot(train, val, num_shots, cfg.SEED)
+            self.fewshot_sha256 = records_digest(train, val)
         train, val, test = subsample_classes(train, val, test,
                                              subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         files.verify_images(train, val, test)
         test_datums = self.to_datums(test)
         val_datums = test_datums if files.val_is_test else self.to_datums(val)
         super().__init__(train_x=self.to_datums(train), val=val_datums, test=test_datums)
+
+    # what a run's fingerprint records about its data (sar_prompt.fingerprint)
+    source_names = property(lambda self: self.files.source_names)
+    source_hash = property(lambda self: self.files.source_hash)
+    fewshot_file = property(lambda self: self.files.fewshot_file)
 
     def to_datums(self, records):
         image_path = self.files.image_path

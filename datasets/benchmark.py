@@ -1,6 +1,6 @@
-"""The Dassl datasets of the base-to-new benchmark and the offline demo: each is its files
-description from `sar_prompt.data.layouts` on `SplitDataset`, registered under the name
-the CoOp family uses."""
+"""The Dassl datasets of the base-to-new benchmark, ImageNet's test-only variants and the
+offline demo: each is its files description from `sar_prompt.data.layouts` on
+`SplitDataset`, registered under the name the CoOp family uses."""
 from sar_prompt.data import layouts
 
 from .base import SplitDataset
@@ -50,10 +50,28 @@ class UCF101(SplitDataset):
     files_class = layouts.UCF101Files
 
 
+class ImageNetV2(SplitDataset):
+    files_class = layouts.ImageNetV2Files
+
+
+class ImageNetSketch(SplitDataset):
+    files_class = layouts.ImageNetSketchFiles
+
+
+class ImageNetA(SplitDataset):
+    files_class = layouts.ImageNetAFiles
+
+
+class ImageNetR(SplitDataset):
+    files_class = layouts.ImageNetRFiles
+
+
 class SARDemo(SplitDataset):
     files_class = layouts.SARDemoFiles
 
 
-# In sar_prompt.catalog's order, then the offline demo.
+# The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
+# the offline demo.
 ALL = (ImageNet, Caltech101, OxfordPets, StanfordCars, OxfordFlowers, Food101, FGVCAircraft,
-       SUN397, DescribableTextures, EuroSAT, UCF101, SARDemo)
+       SUN397, DescribableTextures, EuroSAT, UCF101,
+       ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR, SARDemo)

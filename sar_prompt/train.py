@@ -177,6 +177,9 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
+    from . import fingerprint, progress
+
+    quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
     check_names(cfg)
     if args.eval_only:
@@ -185,6 +188,8 @@ def run(args):
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
     setup_logger(cfg.OUTPUT_DIR)
+    if quiet:
+        quiet.after_logger()
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print("** Arguments **")
@@ -194,6 +199,9 @@ def run(args):
     print(cfg)
     print(f"** System info **\n{collect_env_info()}\n")
     trainer = build_trainer(cfg)
+    fingerprint.write(trainer, eval_only=args.eval_only)
+    if quiet:
+        quiet.attach(trainer)
     if args.eval_only:
         if not args.model_dir and trainer.get_model_names():
             raise ConfigError(

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# The tiny models' tensor ops are far too small to gain from several threads, and on a
+# 2-core machine the threads only contend: one thread per process, subprocesses too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 DOUBLE = TESTS / "dassl_double"
@@ -24,6 +28,10 @@ except ImportError:
     USING_DOUBLE = True
 
 sys.path.insert(0, str(TESTS))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 from fixtures import write_caltech101  # noqa: E402
 

@@ -230,12 +230,70 @@ def _write_imagenet(root, per_split, flat_val=False):
     return names
 
 
+def _imagenet_classnames_file(base):
+    """ImageNet's classnames.txt (lines shuffled, as for the ImageNet fixture): the variants
+    ship none, the CoOp family's instructions copy ImageNet's."""
+    lines = [f"{w} {n}" for w, n in zip(imagenet_wnids(), _bundled("imagenet"))]
+    random.Random(1).shuffle(lines)
+    _put(base / "classnames.txt", ("\n".join(lines) + "\n").encode())
+
+
+def imagenet_subset_labels(key):
+    """ImageNet labels of a 200-class variant (imagenet_a, imagenet_r): its bundled names
+    matched in order against ImageNet's list (ascending, so repeated names resolve)."""
+    full, labels, i = _bundled("imagenet"), [], 0
+    for name in _bundled(key):
+        while full[i] != name:
+            i += 1
+        labels.append(i)
+        i += 1
+    return labels
+
+
+def _write_imagenet_folders(root, dataset_dir, image_dir, labels, per_split, readme=False):
+    base = Path(root) / dataset_dir
+    _imagenet_classnames_file(base)
+    wnids, names = imagenet_wnids(), _bundled("imagenet")
+    for label in labels:
+        for i in range(per_split[2]):
+            _put(base / image_dir / wnids[label] / f"{wnids[label]}_{i}.jpg")
+    if readme:  # ImageNet-A and -R ship a README.txt beside their class folders
+        _put(base / image_dir / "README.txt", b"not a class\n")
+    return [names[k] for k in labels]
+
+
+def _write_imagenetv2(root, per_split):
+    base = Path(root) / "imagenetv2"
+    _imagenet_classnames_file(base)
+    for label in range(1000):  # one folder per ImageNet label, named by the label
+        for i in range(per_split[2]):
+            _put(base / "imagenetv2-matched-frequency-format-val" / str(label) / f"{i:04x}.jpeg")
+    return _bundled("imagenet")
+
+
+def _write_imagenet_sketch(root, per_split):
+    return _write_imagenet_folders(root, "imagenet-sketch", "images", range(1000), per_split)
+
+
+def _write_imagenet_a(root, per_split):
+    return _write_imagenet_folders(root, "imagenet-adversarial", "imagenet-a",
+                                   imagenet_subset_labels("imagenet_a"), per_split, readme=True)
+
+
+def _write_imagenet_r(root, per_split):
+    return _write_imagenet_folders(root, "imagenet-rendition", "imagenet-r",
+                                   imagenet_subset_labels("imagenet_r"), per_split, readme=True)
+
+
 WRITERS = {
     "imagenet": _write_imagenet, "caltech101": _write_caltech101,
     "oxford_pets": _write_oxford_pets, "stanford_cars": _write_stanford_cars,
     "oxford_flowers": _write_oxford_flowers, "food101": _write_food101,
     "fgvc_aircraft": _write_fgvc_aircraft, "sun397": _write_sun397, "dtd": _write_dtd,
     "eurosat": _write_eurosat, "ucf101": _write_ucf101,
+    # ImageNet's test-only variants (domain generalisation)
+    "imagenetv2": _write_imagenetv2, "imagenet_sketch": _write_imagenet_sketch,
+    "imagenet_a": _write_imagenet_a, "imagenet_r": _write_imagenet_r,
 }
 
 

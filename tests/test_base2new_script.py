@@ -72,9 +72,16 @@ def test_base2new_on_a_fixture_dataset(trainer, caltech_root, tiny_clip_path, tm
     assert partial.returncode == 0, partial.stderr
     assert not (train1 / "results.json").exists()
 
-    proc = run_script("caltech101", trainer, *weights, cwd=tmp_path, **env)
+    verbose = trainer == "KgCoOpSAR"  # one trainer with VERBOSE=1: Dassl's whole output
+    proc = run_script("caltech101", trainer, *weights, cwd=tmp_path,
+                      **env, **({"VERBOSE": "1"} if verbose else {}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "seed 1: resuming base training" in proc.stdout
+    assert f"caltech101 {trainer} seed 1 base: resuming training from epoch 1" in proc.stdout
+    assert ("** Config **" in proc.stdout) == verbose
+    if not verbose:  # quiet: a line per run start and end, Dassl's output in each log.txt
+        assert len(proc.stdout.splitlines()) < 20 and "epoch [" not in proc.stdout
+        logs = sorted(train1.glob("log.txt*"))
+        assert len(logs) == 2 and all("** Config **" in p.read_text() for p in logs)
     assert (train1 / "prompt_learner" / "model.pth.tar-2").is_file()
     rows = table_rows(proc.stdout)
     assert sorted(rows) == [1, 2]
@@ -91,7 +98,7 @@ def test_base2new_on_a_fixture_dataset(trainer, caltech_root, tiny_clip_path, tm
     again = run_script("caltech101", trainer, *weights, cwd=tmp_path, **env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("finished earlier") == 3
-    assert "seed 2: evaluating epoch 2 on new classes" in again.stdout
+    assert f"caltech101 {trainer} seed 2 new: evaluating epoch 2" in again.stdout
     assert table_rows(again.stdout) == rows
 
 
@@ -123,7 +130,7 @@ def test_base2new_zeroshot_clip_evaluates_base_and_new(caltech_root, tiny_clip_p
     env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1")
     proc = run_script(*args, cwd=tmp_path, **env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "evaluating on base classes (nothing to train)" in proc.stdout
+    assert "caltech101 ZeroshotCLIP seed 1 base: evaluating (no training)" in proc.stdout
     runs = {sub: out / "base2new" / folder / "caltech101/shots_16/ZeroshotCLIP/vit_b16/seed1"
             for sub, folder in (("base", "train_base"), ("new", "test_new"))}
     results = {sub: json.loads((d / "results.json").read_text()) for sub, d in runs.items()}

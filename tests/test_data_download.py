@@ -199,8 +199,8 @@ def test_datasets_without_a_public_link_print_manual_steps(key, wanted, tmp_path
 
 
 def test_every_benchmark_dataset_has_a_recipe():
-    from sar_prompt.catalog import BENCHMARK
+    from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT
 
-    assert set(dl.SOURCES) == {d.key for d in BENCHMARK}
+    assert set(dl.SOURCES) == {d.key for d in BENCHMARK + DOMAIN_SHIFT}
     for key, source in dl.SOURCES.items():
         assert all(r.url or r.gdrive for r in source.resources), key

@@ -19,7 +19,7 @@ alike:
 import torch
 
 from sar_prompt import novel
-from sar_prompt.catalog import key_for
+from sar_prompt.catalog import by_key, novel_key_for
 from sar_prompt.errors import NovelClassesError
 from sar_prompt.modeling.text_encoder import normalize
 from sar_prompt.novel import normalized
@@ -36,9 +36,11 @@ class SARMixin:
     def build_model(self):
         super().build_model()
         cfg, sar_cfg = self.cfg, self.cfg.TRAINER.SAR
-        key = key_for(cfg.DATASET.NAME)
+        key = novel_key_for(cfg.DATASET.NAME)  # ImageNet's list for its test-only variants
+        list_for = by_key(key).name if by_key(key) else cfg.DATASET.NAME
         path = sar_cfg.NOVEL_FILE or novel.default_path(key)
-        novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else cfg.DATASET.NAME)
+        self.novel_file = path  # recorded in the run's fingerprint
+        novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else list_for)
         base = list(self.dm.dataset.classnames)
         base_keys = {normalized(n) for n in base}
         names = [n for n in novel_list.names if normalized(n) not in base_keys]

@@ -2,6 +2,8 @@
 bundled as facts so the novel-class step and the overlap audit work without data on disk.
 
 Files: `<dataset key>.txt`, one class name per line, exactly as the split files spell them.
+`imagenet_a.txt` and `imagenet_r.txt` are the 200-class subsets of ImageNet-A and ImageNet-R
+(ImageNet's names, in ImageNet's label order); ImageNetV2 and ImageNet-Sketch use ImageNet's.
 """
 import math
 from importlib import resources

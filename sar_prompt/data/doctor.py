@@ -15,7 +15,7 @@ from .report import Report, error
 def check(name, root, deep=False, shots=16):
     """A Report on dataset `name` (a catalog key or registry name) under `root`."""
     ds = files_for(name)(root)
-    report = Report(dataset=f"{type(ds).__name__} ({ds.catalog_key})", root=str(ds.root), deep=deep)
+    report = Report(dataset=f"{ds.name} ({ds.catalog_key})", root=str(ds.root), deep=deep)
     report.problems += ds.layout_problems()
     if not report.ok:
         return report
@@ -29,12 +29,12 @@ def check(name, root, deep=False, shots=16):
     report.problems += ds.missing_problems(train, val, test)
     base, new = (set(h) for h in class_halves(train))
     for split_name, records in splits.items():
-        if split_name == "val" and ds.val_is_test:
+        if (split_name == "val" and ds.val_is_test) or (ds.test_only and split_name != "test"):
             continue
         for half, labels in (("all", None), ("base", base), ("new", new)):
             kept = [r for r in records if labels is None or r.label in labels]
             report.counts.append((split_name, half, len(kept), len({r.label for r in kept})))
-    if shots >= 1:
+    if shots >= 1 and not ds.test_only:
         report.problems += ds.shortfall_problems(train, val, shots)
     present = {str(ds.image_path / r.relpath) for records in splits.values() for r in records}
     present = [p for p in present if Path(p).is_file()]

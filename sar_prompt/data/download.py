@@ -25,6 +25,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from ..errors import DataError
+from ..io import atomic_write_bytes
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
 DOWNLOADS = ".downloads"
@@ -37,7 +38,8 @@ GDRIVE_VIEW = "https://drive.google.com/file/d/{}/view"
 class Resource:
     """One file to fetch. `creates` (relative to the dataset folder, default `name`) is
     what exists once it is in place; an archive's `take` is the folder inside it whose
-    contents belong in the dataset folder, `inner` an archive inside it to unpack instead."""
+    contents belong in the dataset folder, `inner` an archive inside it to unpack instead;
+    `copy_from` (relative to the data root) is copied instead of fetched when it exists."""
     name: str
     url: str = ""
     gdrive: str = ""
@@ -47,6 +49,7 @@ class Resource:
     take: str = ""
     inner: str = ""
     creates: str = ""
+    copy_from: str = ""  # a file under the data root used instead, when there (ImageNet's)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,15 @@ CARS_STEPS = (
     "cars_train/, cars_test/, devkit/ and cars_test_annos_withlabels.mat from a copy you "
     "trust (e.g. the Kaggle mirror of the dataset) and put them in {dataset}/.",
 )
+SKETCH_STEPS = (
+    "ImageNet-Sketch is shared through Google Drive and Kaggle (see "
+    "https://github.com/HaohanWang/ImageNet-Sketch): download ImageNet-Sketch.zip and unpack it.",
+    "Move its sketch/ folder (1,000 class folders n01440764/ ...) to {dataset}/images/.",
+)
+# The variants ship no class names; the CoOp family copies ImageNet's classnames.txt.
+IMAGENET_CLASSNAMES = Resource("classnames.txt", gdrive="1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF",
+                               copy_from="imagenet/classnames.txt")
+HENDRYCKS = "https://people.eecs.berkeley.edu/~hendrycks/"
 
 SOURCES = {
     "imagenet": Source((_split("1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF", "classnames.txt"),),
@@ -126,6 +138,17 @@ SOURCES = {
         Resource("UCF-101-midframes.zip", gdrive="10Jqome3vtUA2keJkNanAiFpgbyC9Hc2O",
                  unpack=True, creates="UCF-101-midframes"),
         _split("1I0S0q91hJfsV9Gf4xDIjgDq4AqBNJb1y", "split_zhou_UCF101.json"))),
+    # ImageNet's test-only variants (domain generalisation), from their authors' hosts
+    "imagenetv2": Source((
+        Resource("imagenetv2-matched-frequency.tar.gz", "https://s3-us-west-2.amazonaws.com/"
+                 "imagenetv2public/imagenetv2-matched-frequency.tar.gz", unpack=True,
+                 creates="imagenetv2-matched-frequency-format-val"),
+        IMAGENET_CLASSNAMES)),
+    "imagenet_sketch": Source((IMAGENET_CLASSNAMES,), manual=SKETCH_STEPS),
+    "imagenet_a": Source((Resource("imagenet-a.tar", HENDRYCKS + "imagenet-a.tar", unpack=True,
+                                   creates="imagenet-a"), IMAGENET_CLASSNAMES)),
+    "imagenet_r": Source((Resource("imagenet-r.tar", HENDRYCKS + "imagenet-r.tar", unpack=True,
+                                   creates="imagenet-r"), IMAGENET_CLASSNAMES)),
 }
 
 
@@ -304,6 +327,11 @@ def download(name, root, mirror="", keep_archives=False, fetch=None, log=print):
         final = ds.dataset_path / (r.creates or r.name)
         if final.exists():
             log(f"[{key}] {final} is there; skipping {r.name}")
+            continue
+        sibling = ds.root / r.copy_from if r.copy_from else None
+        if sibling is not None and sibling.is_file():
+            log(f"[{key}] copying {sibling} to {final}")
+            atomic_write_bytes(final, sibling.read_bytes())
             continue
         downloads.mkdir(parents=True, exist_ok=True)
         got = downloads / r.name

@@ -42,7 +42,10 @@ class DatasetFiles:
     split_file = ""
     split_source = "docs/datasets.md"  # where users learn how to get the split file
     val_is_test = False       # ImageNet: the val set is the test set, few-shot samples train only
+    test_only = False         # ImageNet's variants: every split is the test set, no few-shot
     records_are_listed = False  # records come from listing image folders: they exist
+    classlist = ""            # key of the bundled class list to compare with; "" = catalog_key
+    fewshot_file = None       # the few-shot cache file read or written, if any
 
     def __init__(self, root):
         self.locate(root)
@@ -172,8 +175,9 @@ class DatasetFiles:
         return problems
 
     def classlist_problems(self, found, where):
+        listed = self.classlist or self.catalog_key
         try:
-            expected = class_names(self.catalog_key)
+            expected = class_names(listed)
         except KeyError:
             return []
         if found == expected:
@@ -183,7 +187,7 @@ class DatasetFiles:
         got = found[diff] if diff < len(found) else "(none)"
         want = expected[diff] if diff < len(expected) else "(none)"
         return [warning(f"{where}: classes differ from the CoOp family's list "
-                        f"(sar_prompt/classnames/{self.catalog_key}.txt): {len(found)} classes "
+                        f"(sar_prompt/classnames/{listed}.txt): {len(found)} classes "
                         f"vs {len(expected)}; label {diff} is {got!r}, expected {want!r}. "
                         "Base/new halves will not match published results; use the official "
                         "split file.")]
@@ -239,6 +243,7 @@ class DatasetFiles:
                 data = json.loads(cache.read_text())
                 if data.get("version") == FEWSHOT_CACHE_VERSION:
                     print(f"[sar_prompt] few-shot samples from {cache}")
+                    self.fewshot_file = cache
                     train = [Record(*e) for e in data["train"]]
                     return train, (val if self.val_is_test else [Record(*e) for e in data["val"]])
             except (json.JSONDecodeError, KeyError, TypeError):
@@ -255,6 +260,7 @@ class DatasetFiles:
             try:
                 atomic_write_json(cache, payload, indent=None)
                 print(f"[sar_prompt] few-shot samples saved to {cache}")
+                self.fewshot_file = cache
             except OSError as exc:  # a read-only data folder is fine: just no cache
                 print(f"[sar_prompt] cannot cache few-shot samples at {cache} ({exc})")
         return train, val

@@ -1,5 +1,5 @@
-"""Where each dataset of the base-to-new benchmark keeps its files, and how the few whose
-records do not come from one split JSON are read (ImageNet's class folders, FGVCAircraft's
+"""Where each dataset keeps its files, and how the few whose records do not come from one
+split JSON are read (ImageNet's class folders and its test-only variants, FGVCAircraft's
 variant lists): only what is special about each, on `DatasetFiles`."""
 import os
 
@@ -125,44 +125,142 @@ class ImageNetFiles(DatasetFiles):
         return problems
 
     def read_records(self):
-        text = self.read_source(self.split_path)
-        names = {}
-        for n, line in enumerate(text.splitlines(), 1):
-            folder, _, classname = line.strip().partition(" ")
-            if folder:
-                if not classname:
-                    raise DataError(f"{self.split_path}, line {n}: {line!r} has no class name; "
-                                    "each line is '<wnid> <class name>'. Download it again: "
-                                    + self.how_to_get())
-                names[folder] = classname
+        names = read_wnid_names(self)
         train = self.read_folder("train", names)
         test = self.read_folder("val", names)
         return train, test, test
 
     def read_folder(self, part, names):
         top = self.image_path / part
-        folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
-        unknown = [f for f in folders if f not in names]
-        if unknown:
-            raise DataError(f"{top} has class folder(s) that {self.split_path} does not name "
-                            f"({', '.join(unknown[:3])}); it needs one line per folder. Use "
-                            "the classnames.txt of docs/datasets.md.")
         if part == "val":
+            folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
             train = sorted(e.name for e in os.scandir(self.image_path / "train") if e.is_dir())
             if folders != train:
                 odd = sorted(set(folders) ^ set(train))
                 raise DataError(f"{top} and {self.image_path / 'train'} have different class "
                                 f"folders ({', '.join(odd[:3])} ...), so their labels would "
                                 "disagree. Both need the same 1,000 folders.")
+        return class_folder_records(self, top, names, prefix=f"{part}/")
+
+
+def read_wnid_names(ds):
+    """{wnid: class name} from the dataset's classnames.txt ('<wnid> <class name>' lines)."""
+    text = ds.read_source(ds.split_path)
+    names = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        folder, _, classname = line.strip().partition(" ")
+        if folder:
+            if not classname:
+                raise DataError(f"{ds.split_path}, line {n}: {line!r} has no class name; "
+                                "each line is '<wnid> <class name>'. Download it again: "
+                                + ds.how_to_get())
+            names[folder] = classname
+    return names
+
+
+def class_folder_records(ds, top, names, prefix=""):
+    """Records of `top`/<wnid>/<image>, labelled by the sorted folder names (loose files such
+    as README.txt are not classes); relpaths are `prefix`<wnid>/<image>."""
+    folders = sorted(e.name for e in os.scandir(top) if e.is_dir())
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise DataError(f"{top} has class folder(s) that {ds.split_path} does not name "
+                        f"({', '.join(unknown[:3])}); it needs one line per folder. Use "
+                        "the classnames.txt of docs/datasets.md.")
+    records, listing = [], []
+    for label, folder in enumerate(folders):
+        files = listdir_files(top / folder)
+        listing.append(f"{folder}:" + "/".join(files))
+        records += [Record(f"{prefix}{folder}/{f}", label, names[folder]) for f in files]
+    ds.fingerprint(str(top.relative_to(ds.dataset_path)), "\n".join(listing))
+    if not records:
+        raise_errors([error(f"{top} has no images. " + ds.how_to_get())])
+    return records
+
+
+# -- ImageNet's test-only variants (domain generalisation) ----------------------------------
+# As the CoOp family lays them out; each is evaluated with a model trained on ImageNet, and
+# every split is its test set:
+#
+#     imagenetv2/imagenetv2-matched-frequency-format-val/<0..999>/*.jpeg   + classnames.txt
+#     imagenet-sketch/images/<wnid>/*.JPEG                                 + classnames.txt
+#     imagenet-adversarial/imagenet-a/<wnid>/*.jpg   (200 classes)         + classnames.txt
+#     imagenet-rendition/imagenet-r/<wnid>/*.jpg     (200 classes)         + classnames.txt
+#
+# classnames.txt is ImageNet's (copy $DATA/imagenet/classnames.txt). Labels follow the sorted
+# class folders, as for ImageNet, so ImageNet-A and ImageNet-R keep their 200-class subsets in
+# ImageNet's label order (sar_prompt/classnames/imagenet_a.txt, imagenet_r.txt). ImageNetV2
+# names its folders by ImageNet label: folder i is the i-th wnid in sorted order.
+CLASSNAMES_FIX = ("Copy ImageNet's classnames.txt there (cp $DATA/imagenet/classnames.txt "
+                  "{dataset}/), or get it with `python -m sar_prompt.data download {key}`.")
+
+
+class ImageNetVariantFiles(DatasetFiles):
+    """A folder of class folders named by wnid, and ImageNet's classnames.txt."""
+
+    split_file = "classnames.txt"
+    split_source = "docs/datasets.md (classnames.txt is ImageNet's)"
+    test_only = True
+    val_is_test = True
+    records_are_listed = True
+    classlist = "imagenet"
+
+    def layout(self):
+        return [(self.image_path, "dir",
+                 "Extract the dataset's archive there: " + self.how_to_get()),
+                (self.split_path, "file", CLASSNAMES_FIX.format(dataset=self.dataset_path,
+                                                                key=self.catalog_key))]
+
+    def read_records(self):
+        records = class_folder_records(self, self.image_path, read_wnid_names(self))
+        return records, records, records
+
+
+class ImageNetSketchFiles(ImageNetVariantFiles):
+    name = "ImageNetSketch"
+    dataset_dir = "imagenet-sketch"
+    image_dir = "images"
+
+
+class ImageNetAFiles(ImageNetVariantFiles):
+    name = "ImageNetA"
+    dataset_dir = "imagenet-adversarial"
+    image_dir = "imagenet-a"
+    classlist = "imagenet_a"
+
+
+class ImageNetRFiles(ImageNetVariantFiles):
+    name = "ImageNetR"
+    dataset_dir = "imagenet-rendition"
+    image_dir = "imagenet-r"
+    classlist = "imagenet_r"
+
+
+class ImageNetV2Files(ImageNetVariantFiles):
+    name = "ImageNetV2"
+    dataset_dir = "imagenetv2"
+    image_dir = "imagenetv2-matched-frequency-format-val"
+
+    def read_records(self):
+        names = read_wnid_names(self)
+        wnids = sorted(names)  # ImageNet's label order (CoOp reads the file's order, the same
+        # for the official classnames.txt, which is sorted)
+        folders = sorted((e.name for e in os.scandir(self.image_path) if e.is_dir()),
+                         key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else 0, f))
+        odd = [f for f in folders if not f.isdigit() or int(f) >= len(wnids)]
+        if odd:
+            raise DataError(f"{self.image_path} has folder(s) {', '.join(odd[:3])} that are not "
+                            f"ImageNet labels 0..{len(wnids) - 1}; it holds one folder per label.")
         records, listing = [], []
-        for label, folder in enumerate(folders):
-            files = listdir_files(top / folder)
+        for folder in folders:
+            label = int(folder)
+            files = listdir_files(self.image_path / folder)
             listing.append(f"{folder}:" + "/".join(files))
-            records += [Record(f"{part}/{folder}/{f}", label, names[folder]) for f in files]
-        self.fingerprint(f"images/{part}", "\n".join(listing))
+            records += [Record(f"{folder}/{f}", label, names[wnids[label]]) for f in files]
+        self.fingerprint(self.image_dir, "\n".join(listing))
         if not records:
-            raise_errors([error(f"{top} has no images. " + self.how_to_get())])
-        return records
+            raise_errors([error(f"{self.image_path} has no images. " + self.how_to_get())])
+        return records, records, records
 
 
 # -- FGVCAircraft ------------------------------------------------------------------------
@@ -214,21 +312,23 @@ class SARDemoFiles(DatasetFiles):
     split_source = "`python -m sar_prompt.demo prepare --root DATA`, which generates it"
 
 
-# The base-to-new benchmark in sar_prompt.catalog's order, then the offline demo.
+# The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
+# the offline demo.
 ALL = (ImageNetFiles, Caltech101Files, OxfordPetsFiles, StanfordCarsFiles, OxfordFlowersFiles,
        Food101Files, FGVCAircraftFiles, SUN397Files, DescribableTexturesFiles, EuroSATFiles,
-       UCF101Files, SARDemoFiles)
+       UCF101Files, ImageNetV2Files, ImageNetSketchFiles, ImageNetAFiles, ImageNetRFiles,
+       SARDemoFiles)
 
 
 def files_for(key):
     """The DatasetFiles class of a catalog key (`dtd`) or registry name
     (`DescribableTextures`); KeyError lists the valid keys."""
-    from ..catalog import BENCHMARK, by_key
+    from ..catalog import BENCHMARK, DOMAIN_SHIFT, by_key
 
     info = by_key(key)
     name = info.name if info else key
     for cls in ALL:
         if cls.name == name:
             return cls
-    keys = ", ".join(d.key for d in BENCHMARK)
+    keys = ", ".join(d.key for d in BENCHMARK + DOMAIN_SHIFT)
     raise KeyError(f"unknown dataset {key!r}; use one of: {keys}")

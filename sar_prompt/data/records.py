@@ -1,5 +1,7 @@
 """Split records and the CoOp family's sampling rules, shared by the loaders and the doctor:
 few-shot sampling as Dassl's `generate_fewshot_dataset` does it, and the base/new halves."""
+import hashlib
+import json
 import math
 import os
 from collections import OrderedDict
@@ -39,6 +41,13 @@ def sample_few_shot(records, num_shots, rng):
     for items in group_by_label(records).values():
         out.extend(rng.sample(items, num_shots) if len(items) >= num_shots else items)
     return out
+
+
+def records_digest(*splits):
+    """sha256 of the records of `splits` (relpath, label, class name), in order: two runs with
+    the same digest trained on the same images."""
+    return hashlib.sha256(json.dumps([[list(r) for r in split] for split in splits],
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def class_halves(records):

@@ -1,0 +1,259 @@
+"""Run a protocol of the CoOp family for one trainer: every dataset, seed (and shots).
+
+    python -m sar_prompt.bench PROTOCOL TRAINER [KEY VALUE ...] [options]
+
+PROTOCOL is base2new, fewshot, xd (cross-dataset transfer) or dg (domain generalisation);
+see sar_prompt/protocol.py for the runs each makes. scripts/base2new_all.sh,
+scripts/base2new.sh and scripts/bench.sh call this. Trailing KEY VALUE pairs go to every run
+(they are not part of the folder names: give such runs their own OUTPUT).
+
+Every option has an environment variable, read when the option is not given:
+DATASETS, SEEDS, SHOTS, CFG, DATA, OUTPUT, GPUS, VERBOSE=1, SOURCE; and PROGRESS=1 / 0 turns
+the progress bars on / off (default: when stderr is a terminal).
+"""
+import argparse
+import os
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import ConfigError, SarPromptError
+from .protocol import DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
+from .run_result import last_checkpoint_epoch, read_run
+
+DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accuracies only show "
+             "that\n== the pipeline runs end to end; they say nothing about any method.")
+
+
+def _words(value):
+    return [w for w in re.split(r"[\s,]+", value or "") if w]
+
+
+def build_parser():
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("protocol", choices=PROTOCOLS)
+    p.add_argument("trainer", help="a registered trainer (CoOp, CoOpSAR, KgCoOpSAR, ...)")
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config options for every run")
+    p.add_argument("--datasets", nargs="+", default=_words(env("DATASETS")),
+                   help="datasets (xd/dg: targets) [$DATASETS; all of the protocol's]")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   default=[int(s) for s in _words(env("SEEDS"))] or list(DEFAULT_SEEDS),
+                   help="[$SEEDS; 1 2 3]")
+    p.add_argument("--shots", nargs="+", type=int,
+                   default=[int(s) for s in _words(env("SHOTS"))],
+                   help="[$SHOTS; 16, few-shot: 1 2 4 8 16]")
+    p.add_argument("--config", default=env("CFG", ""),
+                   help="a config name under configs/trainers/ or a .yaml file [$CFG; the "
+                        "method's default, see sar_prompt/protocol.py]")
+    p.add_argument("--data", default=env("DATA", "data"), help="datasets root [$DATA; ./data]")
+    p.add_argument("--output", default=env("OUTPUT", "output"),
+                   help="results root [$OUTPUT; ./output]")
+    p.add_argument("--source", default=env("SOURCE", TRANSFER_SOURCE),
+                   help="xd/dg: the dataset trained on [imagenet]")
+    p.add_argument("--gpus", default=env("GPUS", ""),
+                   help="GPU ids, e.g. 0,1,2,3: one job per GPU at a time [$GPUS; one job at "
+                        "a time on what CUDA_VISIBLE_DEVICES shows]")
+    p.add_argument("--verbose", action="store_true", default=env("VERBOSE", "") not in ("", "0"),
+                   help="show every run's full output [$VERBOSE=1]")
+    p.add_argument("--dry-run", action="store_true", help="print the job list and exit")
+    p.add_argument("--table", choices=("summary", "seeds", "none"), default="summary",
+                   help="at the end: the protocol's table (saved with its plot under "
+                        "<protocol folder>/tables/), the per-seed table of one dataset, or none")
+    s = p.add_argument_group("Slurm (submitit)")
+    s.add_argument("--slurm", action="store_true", help="submit the jobs as a Slurm job array")
+    s.add_argument("--cluster", choices=("slurm", "local", "debug"),
+                   help="submitit executor [slurm with --slurm]; local/debug run the "
+                        "submission on this machine")
+    s.add_argument("--wait", action="store_true", help="wait for the jobs, then print the table")
+    s.add_argument("--partition")
+    s.add_argument("--account")
+    s.add_argument("--qos")
+    s.add_argument("--constraint")
+    s.add_argument("--time", type=int, default=24 * 60, help="minutes per job [1440]")
+    s.add_argument("--gpus-per-job", type=int, default=1)
+    s.add_argument("--cpus-per-job", type=int, default=8)
+    s.add_argument("--mem-gb", type=float)
+    s.add_argument("--array-parallelism", type=int, help="at most this many jobs at once")
+    s.add_argument("--slurm-folder", help="submitit's logs [<protocol folder>/slurm]")
+    return p
+
+
+def parse(argv=None):
+    args = build_parser().parse_intermixed_args(argv)
+    odd = [o for o in args.opts if o.startswith("--")]
+    if odd:
+        raise ConfigError(f"unknown option {odd[0]} (see --help)")
+    return args
+
+
+def benchmark(args):
+    bench = Benchmark(protocol=args.protocol, trainer=args.trainer, datasets=args.datasets,
+                      seeds=args.seeds, shots=args.shots, config=args.config, data=args.data,
+                      output=args.output, opts=tuple(args.opts), source=args.source)
+    if "demo" in bench.datasets:  # the offline demo: its data and tiny CLIP, generated here
+        from .demo import CLIP_FILE, DEMO_DIR
+
+        weights = Path(args.data).expanduser().resolve() / DEMO_DIR / CLIP_FILE
+        bench = replace(bench, extra_opts={"demo": ("MODEL.BACKBONE.PATH", str(weights))})
+    return bench
+
+
+def run_status(run):
+    state = read_run(run.output_dir)
+    if state.finished:
+        return f"finished (acc {state.accuracy:.2f})"
+    if state.status == "broken":
+        return "broken: run again"
+    if state.status == "failed":
+        return "failed before: run again"
+    if not run.eval_only and last_checkpoint_epoch(run.output_dir):
+        return f"resume from epoch {last_checkpoint_epoch(run.output_dir)}"
+    return "to run"
+
+
+def print_jobs(bench, jobs, settings, gpus, out=None):
+    out = out or sys.stdout
+    runs = sum(len(j.runs) for j in jobs)
+    where = (f"one job per GPU from the queue {' '.join(gpus)}" if len(gpus) > 1 else
+             f"on GPU {gpus[0]}" if gpus else "one job at a time")
+    print(f"{bench.protocol}: {bench.trainer} on {len(bench.datasets)} dataset(s) "
+          f"({' '.join(bench.datasets)}), seeds {' '.join(map(str, bench.seeds))}, shots "
+          f"{' '.join(map(str, bench.shots))}: {_count(len(jobs), 'job')}, "
+          f"{_count(runs, 'run')}, {where}",
+          file=out)
+    print(f"data {bench.data}, results {bench.root}", file=out)
+    for i, job in enumerate(jobs, 1):
+        print(f"job {i}/{len(jobs)}: {job.label}", file=out)
+        for run in job.runs:
+            load = None
+            if run.eval_only and run.train_dir:
+                state = read_run(run.train_dir)
+                load = state.epoch if state.finished else "LAST"
+            command = " ".join(_quote(a) for a in settings.command(run, load))
+            print(f"  {run.phase_label:<6}{run_status(run):<26}{command}", file=out)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _quote(word):
+    return word if re.fullmatch(r"[\w@%+=:,./-]+", word) else "'" + word.replace("'", "'\\''") + "'"
+
+
+def final_table(bench, args, out=None):
+    from . import results
+
+    out = out or sys.stdout
+    print(file=out)
+    if args.table == "seeds":
+        name, _ = bench.config_for(bench.datasets[0], bench.shots[0])
+        rows = results.collect(bench.root, bench.datasets[0], bench.trainer, name,
+                               bench.shots[0], bench.seeds)
+        print(results.format_table(rows, f"base-to-new: {bench.datasets[0]} / {bench.trainer} / "
+                                         f"{name} / {bench.shots[0]} shots"), file=out)
+        return
+    table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
+                                bench.seeds, bench.shots, allow_partial=True, source=bench.source,
+                                configs=lambda t, d, k: bench.config_for(d, k)[0])
+    print(results.to_markdown(table), file=out)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    paths = results.save(table, bench.root / "tables")
+    print(f"table and plot: {', '.join(str(p) for p in paths)}", file=out)
+    if table.problems:
+        print(f"({len(table.problems)} run(s) not finished: the table averages what there is)",
+              file=out)
+
+
+def main(argv=None):
+    from .runner import Settings, run_local
+
+    try:
+        args = parse(argv)
+        bench = benchmark(args)
+        jobs = bench.jobs()
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    gpus = _words(args.gpus)
+    # PROGRESS=1 / 0 forces the progress bars on / off (default: when stderr is a terminal)
+    settings = Settings(verbose=args.verbose,
+                        progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")))
+    if args.dry_run:
+        print_jobs(bench, jobs, settings, gpus)
+        if args.slurm or args.cluster:
+            print(f"submitit ({args.cluster or 'slurm'}): {_slurm_options(args).parameters()}")
+        return 0
+    if "demo" in bench.datasets:
+        from .demo import prepare
+
+        print(DEMO_NOTE)
+        prepare(bench.data)
+    try:
+        if args.slurm or args.cluster:
+            return submit(bench, jobs, settings, args)
+        outcomes = run_local(jobs, settings, gpus)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return report(bench, args, outcomes)
+
+
+def report(bench, args, outcomes, crashed=()):
+    from .runner import summary
+
+    lines = summary(outcomes) if outcomes else []
+    for label, error, log in crashed:
+        lines.append(f"  CRASHED: {label}: {' '.join(error)} ({log})")
+    print()
+    print("\n".join(lines))
+    if args.table != "none":
+        final_table(bench, args)
+    bad = any(o.status in ("failed", "blocked") for o in outcomes) or crashed
+    return 1 if bad else 0
+
+
+def _slurm_options(args):
+    from .slurm import SlurmOptions
+
+    return SlurmOptions(cluster=args.cluster or "slurm", time_min=args.time,
+                        gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+                        mem_gb=args.mem_gb, partition=args.partition, account=args.account,
+                        qos=args.qos, constraint=args.constraint,
+                        array_parallelism=args.array_parallelism,
+                        name=f"{args.protocol}-{args.trainer}")
+
+
+def submit(bench, jobs, settings, args):
+    from .slurm import submit as submit_jobs, wait
+
+    todo = [j for j in jobs if not all(read_run(r.output_dir).finished for r in j.runs)]
+    if not todo:
+        print("every run is finished; nothing to submit.")
+        return report(bench, args, [])
+    folder = Path(args.slurm_folder or protocol_root(bench.output, bench.protocol, bench.source)
+                  / "slurm")
+    options = _slurm_options(args)
+    settings.progress = False
+    handles = submit_jobs(todo, settings, folder, options)
+    ids = [h.job_id for h in handles]
+    print(f"submitted {len(handles)} job(s) to {options.cluster} ({ids[0]}"
+          + (f" ... {ids[-1]}" if len(ids) > 1 else "") + f"); their logs: {folder}")
+    if not args.wait and options.cluster == "slurm":  # local / debug run here: always wait
+        print(f"when they are done: python -m sar_prompt.results {bench.root} --trainer "
+              f"{bench.trainer}")
+        return 0
+    outcomes, crashed = wait(handles, todo)
+    return report(bench, args, outcomes, crashed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Running jobs (see protocol.py): one after another, or one per GPU from a queue.
+
+Each run is its own `python -m sar_prompt.train` process, as in the CoOp family's scripts.
+A finished run (valid results.json) is skipped; a broken results.json is moved aside and the
+run redone; an interrupted training run resumes from its last saved epoch (Dassl does that
+when its folder holds a checkpoint); a failed run is recorded (failed.json), reported with the
+tail of its log, and the next jobs go on; only the evaluations that need its checkpoint wait.
+
+Quiet by default: one line when a run starts and one when it ends (dataset, trainer, seed,
+phase, accuracy, time), a progress bar while it trains (epoch, loss, ETA) when the terminal
+is interactive, and Dassl's full output in each run's log.txt. `verbose` shows it all.
+"""
+import datetime
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .progress import QUIET_ENV, parse_event
+from .run_result import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
+                         mark_failed, read_run)
+
+CONSOLE_FILE = "console.txt"  # what a quiet run printed outside Dassl's log, if anything
+TAIL_LINES = 20
+
+
+@dataclass
+class Settings:
+    """How to execute runs (picklable: Slurm jobs carry it)."""
+    python: str = sys.executable
+    train: tuple = ("-m", "sar_prompt.train")
+    verbose: bool = False
+    progress: object = None   # True / False; None: when stderr is a terminal
+    env: dict = field(default_factory=dict)
+
+    def command(self, run, load_epoch=None):
+        return [self.python, *self.train, *run.argv(load_epoch)]
+
+
+@dataclass
+class Outcome:
+    run: object
+    status: str               # done | skipped | failed | blocked
+    accuracy: float = None
+    seconds: float = 0.0
+    detail: str = ""
+    log: str = None
+
+
+def _duration(seconds):
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def expectations(run):
+    """What a run's results.json must agree with."""
+    expect = {"seed": run.seed, "subsample_classes": run.subsample}
+    if run.few_shot:
+        expect["num_shots"] = run.shots
+    return expect
+
+
+# -- the terminal ----------------------------------------------------------------------------
+class Console:
+    """Run lines on stdout and, when interactive, one progress bar per worker on stderr."""
+
+    def __init__(self, total, slots=1, progress=None, out=None):
+        self.out = out or sys.stdout
+        self.total, self.count = total, 0
+        self.lock = threading.Lock()
+        self.show_bars = sys.stderr.isatty() if progress is None else bool(progress)
+        self.slots = slots
+        self.bars = {}
+
+    def next_index(self):
+        with self.lock:
+            self.count += 1
+            return f"[{self.count}/{self.total}]"
+
+    def line(self, text):
+        with self.lock:
+            if self.bars:
+                from tqdm import tqdm
+
+                tqdm.write(text, file=self.out)
+            else:
+                print(text, file=self.out, flush=True)
+
+    def _bar(self, slot, run):
+        from tqdm import tqdm
+
+        bar = self.bars.get(slot)
+        if bar is None:
+            bar = tqdm(total=1, position=slot, leave=False, file=sys.stderr, dynamic_ncols=True,
+                       bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+            self.bars[slot] = bar
+        if getattr(bar, "_run", None) is not run:
+            bar._run, bar._kind = run, None
+        return bar
+
+    def progress(self, slot, run, event):
+        """Show a progress event of `run` (see progress.py) on its worker's bar."""
+        if not self.show_bars:
+            return
+        with self.lock:
+            bar = self._bar(slot, run)
+            if event.get("kind") == "train":
+                per_epoch = max(1, int(event.get("num_batches") or 1))
+                total = per_epoch * max(1, int(event.get("max_epoch") or 1))
+                done = int(event.get("epoch", 0)) * per_epoch + int(event.get("batch", 0))
+                loss = event.get("loss")
+                postfix = f"epoch {event.get('epoch', 0) + 1}/{event.get('max_epoch')}" + (
+                    f" loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
+            else:
+                total, done = max(1, int(event.get("num_batches") or 1)), int(event.get("batch", 0))
+                postfix = "evaluating"
+            if bar._kind != event.get("kind") or bar.total != total:
+                # a new phase (or a resumed run): restart the clock, count earlier work as done
+                bar.reset(total=total)
+                bar.n = bar.last_print_n = bar.initial = max(0, done - 1)
+                bar._kind = event.get("kind")
+            bar.set_description_str(f"{run.label}: {postfix}", refresh=False)
+            bar.update(max(0, done - bar.n))
+
+    def finish_bar(self, slot):
+        with self.lock:
+            bar = self.bars.pop(slot, None)
+            if bar is not None:
+                bar.close()
+
+    def close(self):
+        for slot in list(self.bars):
+            self.finish_bar(slot)
+
+
+# -- one run ---------------------------------------------------------------------------------
+def _tail(path, n=TAIL_LINES):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n") for line in deque(f, maxlen=n)]
+    except OSError:
+        return []
+
+
+def spawn(run, settings, console, slot=0, gpu=None, load_epoch=None, active=None):
+    """Start the run's process and wait for it: (exit code, lines it printed outside its log)."""
+    command = settings.command(run, load_epoch)
+    env = dict(os.environ, **settings.env)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    Path(run.output_dir).mkdir(parents=True, exist_ok=True)
+    if settings.verbose:
+        proc = subprocess.Popen(command, env=env)
+        if active is not None:
+            active.add(proc)
+        try:
+            return proc.wait(), []
+        finally:
+            if active is not None:
+                active.discard(proc)
+    env[QUIET_ENV] = "1"
+    env["TQDM_DISABLE"] = "1"  # Dassl's own evaluation bar would land in log.txt
+    tail = deque(maxlen=TAIL_LINES)
+    captured = None
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1, errors="replace")
+    if active is not None:
+        active.add(proc)
+    try:
+        for line in proc.stdout:
+            event = parse_event(line)
+            if event is not None:
+                console.progress(slot, run, event)
+                continue
+            tail.append(line.rstrip("\n"))
+            if captured is None:
+                captured = open(Path(run.output_dir) / CONSOLE_FILE, "a", encoding="utf-8")
+            captured.write(line)
+            captured.flush()
+        return proc.wait(), list(tail)
+    except BaseException:  # interrupted: the run must not outlive us
+        proc.terminate()
+        proc.wait()
+        raise
+    finally:
+        if captured is not None:
+            captured.close()
+        if active is not None:
+            active.discard(proc)
+        console.finish_bar(slot)
+
+
+def _load_epoch(run):
+    """The epoch an evaluation loads: the training run's last (from its results.json, else
+    its checkpoint file)."""
+    state = read_run(run.train_dir)
+    epoch = state.epoch if state.finished else None
+    return epoch if isinstance(epoch, int) else last_checkpoint_epoch(run.train_dir)
+
+
+def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None, tag=""):
+    """Run one run unless it is finished; its Outcome."""
+    state = read_run(run.output_dir, expectations(run))
+    if state.finished:
+        console.line(f"{console.next_index()} {tag}{run.label}: finished earlier, "
+                     f"acc {state.accuracy:.2f}% ({run.output_dir}), skipping")
+        return Outcome(run, "skipped", state.accuracy, log=str(state.log or ""))
+    index = console.next_index()
+    if state.status == "broken":
+        aside = Path(run.output_dir) / f"{RESULT_FILE}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(Path(run.output_dir) / RESULT_FILE, aside)
+        console.line(f"{index} {tag}{run.label}: {state.detail}; moved it to {aside.name} and "
+                     "running again")
+    load_epoch = None
+    if run.eval_only and run.train_dir:
+        load_epoch = _load_epoch(run)
+        if load_epoch is None:
+            detail = f"no final checkpoint in {run.train_dir}"
+            console.line(f"{index} {tag}{run.label}: FAILED: {detail}")
+            return Outcome(run, "failed", detail=detail)
+        what = f"evaluating epoch {load_epoch}"
+    elif run.eval_only:
+        what = "evaluating (no training)"
+    else:
+        saved = last_checkpoint_epoch(run.output_dir)
+        what = f"resuming training from epoch {saved}" if saved else "training"
+    console.line(f"{index} {tag}{run.label}: {what} -> {run.output_dir}")
+    clear_failed(run.output_dir)
+    started = time.monotonic()
+    code, printed = spawn(run, settings, console, slot, gpu, load_epoch, active)
+    seconds = time.monotonic() - started
+    state = read_run(run.output_dir, expectations(run))
+    log = latest_log(run.output_dir)
+    if code == 0 and state.finished:
+        console.line(f"{index} {tag}{run.label}: acc {state.accuracy:.2f}% in {_duration(seconds)}")
+        return Outcome(run, "done", state.accuracy, seconds, log=str(log or ""))
+    if stop is not None and stop.is_set():
+        return Outcome(run, "failed", seconds=seconds, detail="interrupted", log=str(log or ""))
+    detail = f"exit code {code}" if code else \
+        f"no valid {RESULT_FILE} ({state.detail or state.status})"
+    mark_failed(run.output_dir, code, settings.command(run, load_epoch))
+    lines = [f"{index} {tag}{run.label}: FAILED ({detail}) after {_duration(seconds)}"]
+    shown = printed or (_tail(log) if log else [])
+    if printed and log:
+        shown = _tail(log, TAIL_LINES // 2) + ["  (printed outside the log:)"] + printed
+    lines += [f"    | {line}" for line in shown]
+    lines.append(f"    full log: {log or '(none: the run stopped before its log started)'}")
+    if printed:
+        lines.append(f"    also: {Path(run.output_dir) / CONSOLE_FILE}")
+    console.line("\n".join(lines))
+    return Outcome(run, "failed", seconds=seconds, detail=detail, log=str(log or ""))
+
+
+def execute_job(job, settings, console, slot=0, gpu=None, stop=None, active=None):
+    """Run a job's runs in order; an evaluation whose training failed is `blocked`."""
+    outcomes, failed_training = [], set()
+    tag = f"[GPU {gpu}] " if gpu is not None and console.slots > 1 else ""
+    for run in job.runs:
+        if stop is not None and stop.is_set():
+            break
+        if run.train_dir and run.train_dir in failed_training:
+            console.line(f"{console.next_index()} {tag}{run.label}: skipped, its training failed")
+            outcomes.append(Outcome(run, "blocked", detail="its training run failed"))
+            continue
+        outcome = execute_run(run, settings, console, slot, gpu, stop, active, tag)
+        outcomes.append(outcome)
+        if outcome.status == "failed" and run.trains:
+            failed_training.add(run.output_dir)
+    return outcomes
+
+
+# -- many jobs --------------------------------------------------------------------------------
+def run_local(jobs, settings, gpus=None, console=None, out=None):
+    """Run `jobs` here: in order, or with `gpus` one job per GPU at a time from a queue
+    (each job's processes see only their GPU, CUDA_VISIBLE_DEVICES). A KeyboardInterrupt
+    stops every run; the same command resumes. Returns the outcomes."""
+    gpus = list(gpus or [])
+    total = sum(len(j.runs) for j in jobs)
+    console = console or Console(total, slots=max(1, len(gpus)), progress=settings.progress,
+                                 out=out)
+    stop, active, outcomes, pool = threading.Event(), set(), [], None
+    try:
+        if len(gpus) <= 1:
+            for job in jobs:
+                outcomes += execute_job(job, settings, console, 0, gpus[0] if gpus else None,
+                                        stop, active)
+            return outcomes
+        free = queue.Queue()
+        for slot, gpu in enumerate(gpus):
+            free.put((slot, gpu))
+
+        def work(job):
+            slot, gpu = free.get()
+            try:
+                return execute_job(job, settings, console, slot, gpu, stop, active)
+            finally:
+                free.put((slot, gpu))
+
+        pool = ThreadPoolExecutor(max_workers=len(gpus), thread_name_prefix="gpu")
+        futures = [pool.submit(work, job) for job in jobs]
+        for future in futures:
+            outcomes += future.result()
+        return outcomes
+    except KeyboardInterrupt:
+        stop.set()
+        for proc in list(active):
+            proc.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        console.close()
+
+
+def summary(outcomes):
+    """Lines that sum up the outcomes; the failures with their logs."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed",
+                                                               "blocked")}
+    lines = [f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped "
+             f"(already finished), {counts['failed']} failed, {counts['blocked']} not run "
+             "(their training failed)"]
+    for o in outcomes:
+        if o.status in ("failed", "blocked"):
+            lines.append(f"  {o.status.upper()}: {o.run.label} ({o.detail}) "
+                         f"{o.log or o.run.output_dir}")
+    return lines

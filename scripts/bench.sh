@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run one of the CoOp family's protocols for one trainer, over its datasets and seeds.
+#
+# Usage: bash scripts/bench.sh PROTOCOL TRAINER [KEY VALUE ...] [options]
+#   PROTOCOL   base2new | fewshot | xd (cross-dataset) | dg (domain generalisation)
+#   bash scripts/bench.sh fewshot CoOpSAR --gpus 0,1,2,3
+#   bash scripts/bench.sh xd CoOpSAR --dry-run
+# Options (python -m sar_prompt.bench --help): --datasets --seeds --shots --config --gpus
+#   --dry-run --verbose --table, and --slurm [--partition P --time MIN --wait ...].
+# Environment (defaults in brackets):
+#   DATA     datasets root [<repo>/data]          OUTPUT   results root [<repo>/output]
+#   DATASETS datasets [all of the protocol's]     SEEDS    seeds ["1 2 3"]
+#   SHOTS    shots [16; fewshot: "1 2 4 8 16"]    CFG      config name or .yaml [per method]
+#   GPUS     e.g. 0,1,2,3: one job per GPU        VERBOSE  1: every run's full output
+#   PYTHON   interpreter [<repo>/.venv/bin/python if present, else python]
+set -euo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DATA="${DATA:-$REPO/data}" OUTPUT="${OUTPUT:-$REPO/output}"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
+fi
+exec "$PYTHON" -m sar_prompt.bench "$@"

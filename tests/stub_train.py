@@ -1,0 +1,97 @@
+"""A stand-in for `python -m sar_prompt.train` in the runner's tests: it takes train.py's
+command line and behaves like a run (a log, checkpoints, progress events when quiet, a
+results.json) in milliseconds, without torch. Its accuracy is a function of the seed, the
+dataset and the phase, so tests can check which run produced which number. It also records
+the GPU it was given and holds a lock file per GPU while it runs, so tests can see that two
+runs never share a GPU at the same time.
+
+Environment: STUB_FAIL=<dataset> makes that dataset's training fail; STUB_SLEEP=<seconds>.
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def arg(argv, flag, default=None):
+    return argv[argv.index(flag) + 1] if flag in argv else default
+
+
+def opt(argv, key, default=None):
+    return argv[argv.index(key) + 1] if key in argv else default
+
+
+def accuracy(dataset, seed, subsample):
+    digest = hashlib.sha256(f"{dataset}/{seed}/{subsample}".encode()).digest()
+    return 50 + digest[0] / 255 * 40
+
+
+def main(argv):
+    out = Path(arg(argv, "--output-dir"))
+    out.mkdir(parents=True, exist_ok=True)
+    seed = int(arg(argv, "--seed"))
+    dataset = Path(arg(argv, "--dataset-config-file")).stem
+    subsample = opt(argv, "DATASET.SUBSAMPLE_CLASSES", "all")
+    eval_only = "--eval-only" in argv
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    lock = Path(os.environ["STUB_LOCKS"]) / f"gpu{gpu}.lock" if os.environ.get("STUB_LOCKS") \
+        else None
+    if lock is not None:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.close(fd)
+        except FileExistsError:
+            (out / "gpu_conflict").write_text(gpu)
+            lock = None
+    try:
+        log = out / "log.txt"
+        if log.exists():
+            log = out / f"log.txt-{time.strftime('%Y-%m-%d-%H-%M-%S')}"
+        quiet = os.environ.get("SAR_PROMPT_QUIET") == "1"
+        with open(log, "w") as f:
+            f.write("** Config **\n(stub)\n")
+            f.write(f"argv: {' '.join(argv)}\n")
+            if not quiet:
+                print("** Config **\n(stub)", flush=True)
+            if not eval_only:
+                max_epoch = 2
+                marker = out / "prompt_learner" / "checkpoint"
+                start = 0
+                if marker.is_file():
+                    start = int(marker.read_text().strip().rsplit("-", 1)[1])
+                    f.write(f"resuming from epoch {start}\n")
+                for epoch in range(start, max_epoch):
+                    for batch in range(1, 3):
+                        if quiet:
+                            print("@sar_prompt.progress " + json.dumps(
+                                {"kind": "train", "epoch": epoch, "max_epoch": max_epoch,
+                                 "batch": batch, "num_batches": 2, "loss": 1.0 / (batch + epoch)}),
+                                flush=True)
+                        f.write(f"epoch [{epoch + 1}/{max_epoch}] batch [{batch}/2] loss 1.0\n")
+                    if dataset == os.environ.get("STUB_FAIL"):
+                        f.write("Traceback (most recent call last):\nRuntimeError: stub failure\n")
+                        return 1
+                    marker.parent.mkdir(exist_ok=True)
+                    (marker.parent / f"model.pth.tar-{epoch + 1}").write_text("weights")
+                    marker.write_text(f"model.pth.tar-{epoch + 1}\n")
+                    time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+            epoch = int(arg(argv, "--load-epoch", 0) or 0) if eval_only else 2
+            acc = accuracy(dataset, seed, subsample)
+            f.write(f"* accuracy: {acc:.2f}%\n")
+        (out / "stub_gpu").write_text(gpu)
+        shots = opt(argv, "DATASET.NUM_SHOTS")
+        (out / "results.json").write_text(json.dumps({
+            "accuracy": acc, "seed": seed, "subsample_classes": subsample,
+            "num_shots": int(shots) if shots is not None else -1, "epoch": epoch,
+            "checkpoint": {"epoch": epoch} if eval_only else None,
+            "model_dir": arg(argv, "--model-dir")}))
+        return 0
+    finally:
+        if lock is not None:
+            lock.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
