@@ -1,20 +1,13 @@
-"""Dassl datasets in the CoOp family's on-disk layout, all built on `SplitDataset`."""
+"""Dassl datasets in the CoOp family's on-disk layout, all built on `SplitDataset`; where
+their files are and how they are read and checked lives in `sar_prompt.data` (no Dassl)."""
 from dassl.data.datasets import DATASET_REGISTRY
 
-from ..registry import register
-from .base import SplitDataset
-from .demo import SARDemo
-from .fgvc_aircraft import FGVCAircraft
-from .imagenet import ImageNet
-from .imagenet_variants import ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2
-from .json_splits import (UCF101, Caltech101, DescribableTextures, EuroSAT, Food101,
-                          OxfordFlowers, OxfordPets, StanfordCars, SUN397)
+from sar_prompt.registry import register
 
-# The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
-# the offline demo.
-ALL = (ImageNet, Caltech101, OxfordPets, StanfordCars, OxfordFlowers, Food101, FGVCAircraft,
-       SUN397, DescribableTextures, EuroSAT, UCF101,
-       ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR, SARDemo)
+from .base import SplitDataset
+from .benchmark import (ALL, UCF101, Caltech101, DescribableTextures, EuroSAT, FGVCAircraft,
+                        Food101, ImageNet, ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2,
+                        OxfordFlowers, OxfordPets, SARDemo, StanfordCars, SUN397)
 
 for _dataset in ALL:
     register(DATASET_REGISTRY, _dataset)
@@ -22,11 +15,13 @@ for _dataset in ALL:
 
 def by_key(key):
     """Our dataset class for a catalog key (`dtd`) or registry name (`DescribableTextures`)."""
-    from ..catalog import by_key as info_by_key
+    from sar_prompt.data.layouts import files_for
 
-    info = info_by_key(key)
-    name = info.name if info else key
-    for cls in ALL:
-        if cls.__name__ == name:
-            return cls
-    raise KeyError(key)
+    name = files_for(key).name
+    return next(cls for cls in ALL if cls.__name__ == name)
+
+
+__all__ = ["SplitDataset", "by_key", "ALL", "ImageNet", "Caltech101", "OxfordPets",
+           "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft", "SUN397",
+           "DescribableTextures", "EuroSAT", "UCF101", "ImageNetV2", "ImageNetSketch",
+           "ImageNetA", "ImageNetR", "SARDemo"]

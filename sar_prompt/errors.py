@@ -31,7 +31,8 @@ class WeightsError(SarPromptError, FileNotFoundError):
 
 
 class CheckpointError(SarPromptError, RuntimeError):
-    """A checkpoint is missing, truncated, or refused because loading it could run code."""
+    """A checkpoint is missing, truncated, refused because loading it could run code, or
+    lacks (or has another shape for) a tensor the method needs."""
 
 
 class MissingCheckpointError(CheckpointError, FileNotFoundError):

@@ -83,7 +83,7 @@ METHODS = {
                         fewshot="vit_b16_c2_ep50_batch4_4+4ctx_few_shot",
                         transfer="vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"),
     # Zero-shot CLIP trains nothing: base and new (and every transfer target) are evaluations.
-    "ZeroshotCLIP": Method("CoOp", "vit_b16", trains=False),
+    "ZeroshotCLIP": Method("ZeroshotCLIP", "vit_b16", trains=False),
 }
 SAR_SUFFIX = "SAR"
 

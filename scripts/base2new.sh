@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Base-to-new generalisation, the CoOp family's protocol, for one dataset and one trainer:
 # for each seed, train on the base classes (16 shots), evaluate the final checkpoint on the
-# new classes, then print the base / new / harmonic-mean table.
+# new classes, then print the base / new / harmonic-mean table. ZeroshotCLIP trains
+# nothing: it is evaluated on the base and on the new classes.
 #
 # Usage: bash scripts/base2new.sh DATASET TRAINER [KEY VALUE ...]
 #   bash scripts/base2new.sh caltech101 CoOpSAR
+#   bash scripts/base2new.sh caltech101 ZeroshotCLIP
 #   bash scripts/base2new.sh demo CoOpSAR          # offline, about a minute on a CPU
 #
 # Environment (defaults in brackets):

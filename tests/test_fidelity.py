@@ -1,8 +1,8 @@
 """Our trainers reproduce the reference implementations step for step.
 
 The golden numbers are the per-step training losses of the reference trainers, run on the
-inputs this suite builds (the tiny CLIP, the Caltech101 fixture, TINY_TRAINER_OPTS, seed 1;
-CPU, fp32) on upstream Dassl. docs/fidelity.md says how they were obtained: which
+inputs this suite builds (the tiny CLIP, the Caltech101 fixture, TINY_TRAINER_OPTS with the
+method's options below, seed 1; CPU, fp32) on upstream Dassl. docs/fidelity.md says how they were obtained: which
 reference commits, what had to be patched for current PyTorch, and how the random draws
 were aligned.
 """
@@ -27,7 +27,25 @@ GOLDEN = {
         4.17296362, 4.86088133, 4.75890446, 4.80833197, 4.20252323, 4.63914680,
         4.68388844, 5.00466204, 4.43306637, 4.75311899, 6.21004677, 6.06463051,
         5.83559704, 5.72121525, 5.68212223, 5.53668022, 5.59485531, 5.65729904]),
+    # KaiyangZhou/CoOp@ff61507 trainers/cocoop.py: 4 context tokens, 1 shot (50 base-class
+    # images), batch 4: two epochs of 12 steps
+    "CoCoOp": dict(opts=("TRAINER.COCOOP.N_CTX", "4", "DATASET.NUM_SHOTS", "1",
+                         "DATALOADER.TRAIN_X.BATCH_SIZE", "4"), loss=[
+        5.62723494, 5.90889835, 5.70117426, 4.51196671, 5.45599604, 4.54746723,
+        6.25422382, 4.30451918, 5.48826981, 5.36338234, 4.75991631, 5.44896698,
+        4.81589317, 4.93593454, 4.78695774, 5.38347197, 6.12673950, 4.41502762,
+        5.67469788, 4.31832886, 5.19214153, 3.98585320, 4.52553272, 6.86835766]),
 }
+
+# CoCoOp's reference run without the reseed before training: our build draws the same
+# random numbers in the same order (CLIP's initialisation, then the meta-net), so seeding
+# once before building, as train.py does, already gives the same meta-net and batches.
+COCOOP_WITHOUT_RESEED = [
+    5.01535940, 3.75215721, 5.12431908, 6.12684917, 6.59307098, 6.84341908,
+    5.71879673, 4.78034496, 2.88571835, 6.52235413, 4.70636129, 5.07130527,
+    6.26142597, 4.85396385, 5.42002535, 4.02264309, 5.07885981, 5.02544212,
+    5.82617378, 5.79158783, 4.19920301, 4.89673138, 5.27952528, 5.08512211,
+]
 
 
 @pytest.fixture
@@ -49,3 +67,10 @@ def test_per_step_losses_match_the_reference(build_trainer, tmp_path, one_thread
     set_random_seed(1)
     losses = [step["loss"] for step in record_steps(trainer)]
     assert losses == pytest.approx(golden["loss"], abs=TOLERANCE)
+
+
+def test_cocoop_matches_without_reseeding(build_trainer, tmp_path, one_thread):
+    trainer = build_trainer("CoCoOp", *GOLDEN["CoCoOp"]["opts"], "TEST.NO_TEST", "True",
+                            output=tmp_path)
+    losses = [step["loss"] for step in record_steps(trainer)]
+    assert losses == pytest.approx(COCOOP_WITHOUT_RESEED, abs=TOLERANCE)

@@ -1,14 +1,11 @@
 """KgCoOp (Yao et al., CVPR 2023): CoOp plus a term that keeps each class's learned text
-feature close to its hand-crafted one: loss = CE + W * (1 - mean_c cos(w_c, w_c^clip))."""
-from ..config import COOP_DEFAULTS, check_number
+feature close to its hand-crafted one: loss = CE + W * (1 - mean_c cos(w_c, w_c^clip)).
+Reads TRAINER.COOP (as KgCoOp's repository does), W included."""
 from .coop import CoOp
 
 
 class KgCoOp(CoOp):
-    def check_cfg(self, cfg):
-        super().check_cfg(cfg)
-        check_number(cfg, "TRAINER.COOP.W", COOP_DEFAULTS["W"],
-                     "KgCoOp's weight of 1 - cos(learned, hand-crafted)")
+    template_style = "kgcoop"
 
     def build_model(self):
         super().build_model()
@@ -17,6 +14,7 @@ class KgCoOp(CoOp):
 
     def step(self, image, label):
         out = super().step(image, label)
-        cos = (out.text_features * self.handcrafted.to(out.text_features.dtype)).sum(dim=-1)
-        out.terms["kg"] = (self.cfg.TRAINER.COOP.W, 1.0 - cos.mean())
+        learned = out.class_text_features
+        cos = (learned * self.handcrafted.to(learned.dtype)).sum(dim=-1)
+        out.terms["kg"] = (self.method_cfg.W, 1.0 - cos.mean())
         return out

@@ -1,5 +1,7 @@
-"""Data tools that do not train anything: the checks the loaders share (`report`,
-`layout`, `images`), the data doctor and the downloader.
+"""Everything about datasets on disk, without Dassl: where each dataset's files are and how
+they are read and checked (`files`, `layouts`, `records`, `layout`, `images`, `report`),
+the data doctor and the download helper. The Dassl datasets (`sar_prompt.datasets`) load
+through these; nothing here imports them.
 
     python -m sar_prompt.data check DATASET --root DATA [--deep] [--shots 16]
     python -m sar_prompt.data download DATASET --root DATA

@@ -6,30 +6,16 @@ counts per split and per base/new half, and warns where NUM_SHOTS exceeds what a
 """
 from pathlib import Path
 
+from ..errors import DataError
+from .layouts import files_for
+from .records import SPLITS, class_halves
 from .report import Report, error
 
 
-def dataset_class(name):
-    """Our loader for a catalog key or registry name; DataError lists the valid keys."""
-    import sar_prompt  # noqa: F401  (patches Dassl, registers the datasets)
-    from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT
-    from sar_prompt.datasets import by_key
-    from sar_prompt.errors import DataError
-
-    try:
-        return by_key(name)
-    except KeyError:
-        keys = ", ".join(d.key for d in BENCHMARK + DOMAIN_SHIFT)
-        raise DataError(f"unknown dataset {name!r}; use one of: {keys}") from None
-
-
 def check(name, root, deep=False, shots=16):
-    """A Report on dataset `name` under `root`."""
-    from sar_prompt.datasets.base import SPLITS, class_halves
-    from sar_prompt.errors import DataError
-
-    ds = dataset_class(name).at(root)
-    report = Report(dataset=f"{type(ds).__name__} ({ds.catalog_key})", root=str(ds.root), deep=deep)
+    """A Report on dataset `name` (a catalog key or registry name) under `root`."""
+    ds = files_for(name)(root)
+    report = Report(dataset=f"{ds.name} ({ds.catalog_key})", root=str(ds.root), deep=deep)
     report.problems += ds.layout_problems()
     if not report.ok:
         return report

@@ -321,10 +321,10 @@ def unpack(resource, archive, dataset_path):
 def download(name, root, mirror="", keep_archives=False, fetch=None, log=print):
     """Fetch, verify and unpack dataset `name` under `root`; 0 when complete, 1 when manual
     steps remain. `fetch(resource, dest)` replaces the network (tests)."""
-    from .doctor import check, dataset_class
+    from .doctor import check
+    from .layouts import files_for
 
-    cls = dataset_class(name)
-    ds = cls.at(root)
+    ds = files_for(name)(root)
     key = ds.catalog_key
     source = SOURCES.get(key)
     if source is None:
