@@ -2,8 +2,8 @@
 
 `key` is the short name used for config files, novel-class files and run folders
 (`configs/datasets/<key>.yaml`, `novel_classes/<key>.json`); `name` is the Dassl
-registry name; `template` is the CoOp family's hand-crafted prompt for the dataset,
-read by SAR, KgCoOp and zero-shot CLIP alike.
+registry name; `template` is the hand-crafted prompt the CoOp family's zero-shot CLIP uses
+for the dataset (methods whose references differ: `sar_prompt.templates`).
 """
 from dataclasses import dataclass
 
@@ -26,8 +26,7 @@ BENCHMARK = (
     DatasetInfo("food101", "Food101", "a photo of {}, a type of food."),
     DatasetInfo("fgvc_aircraft", "FGVCAircraft", "a photo of a {}, a type of aircraft."),
     DatasetInfo("sun397", "SUN397", "a photo of a {}."),
-    # KgCoOp's release uses "a photo of a {}, a type of texture." here; we keep CoOp's
-    # zero-shot template and let TRAINER.COOP.TEMPLATE override it.
+    # (KgCoOp's release uses "a photo of a {}, a type of texture.": sar_prompt.templates)
     DatasetInfo("dtd", "DescribableTextures", "{} texture."),
     DatasetInfo("eurosat", "EuroSAT", "a centered satellite photo of {}."),
     DatasetInfo("ucf101", "UCF101", "a photo of a person doing {}."),

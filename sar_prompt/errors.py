@@ -25,3 +25,7 @@ class NovelClassesError(SarPromptError, ValueError):
 
 class WeightsError(SarPromptError, FileNotFoundError):
     """CLIP weights cannot be found or read."""
+
+
+class CheckpointError(SarPromptError, ValueError):
+    """A checkpoint lacks, or has the wrong shape for, a tensor the method needs."""

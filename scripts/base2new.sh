@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Base-to-new generalisation, the CoOp family's protocol, for one dataset and one trainer:
 # for each seed, train on the base classes (16 shots), evaluate the final checkpoint on the
-# new classes, then print the base / new / harmonic-mean table.
+# new classes, then print the base / new / harmonic-mean table. ZeroshotCLIP trains
+# nothing: it is evaluated on the base and on the new classes.
 #
 # Usage: bash scripts/base2new.sh DATASET TRAINER [KEY VALUE ...]
 #   bash scripts/base2new.sh caltech101 CoOpSAR
+#   bash scripts/base2new.sh caltech101 ZeroshotCLIP
 #   bash scripts/base2new.sh demo CoOpSAR          # offline, about a minute on a CPU
 #
 # Environment (defaults in brackets):
@@ -37,12 +39,16 @@ DATASET_CFG="$REPO/configs/datasets/$DATASET.yaml"
 [ -f "$DATASET_CFG" ] || die "unknown dataset '$DATASET': no $DATASET_CFG. Available: $(ls "$REPO/configs/datasets" | sed 's/\.yaml$//' | tr '\n' ' ')"
 
 METHOD="${TRAINER%SAR}"  # a SAR variant uses its method's configs
+TRAINS=1
+[ "$METHOD" = ZeroshotCLIP ] && TRAINS=0
 if [ "$DATASET" = demo ]; then
   DEFAULT_CFG=demo
 else
   case "$METHOD" in
     CoOp) DEFAULT_CFG=vit_b16_ctxv1; [ "$DATASET" = imagenet ] && DEFAULT_CFG=vit_b16_ep50_ctxv1 ;;
     KgCoOp) DEFAULT_CFG=vit_b16_ep100_ctxv1 ;;
+    CoCoOp) DEFAULT_CFG=vit_b16_c4_ep10_batch1_ctxv1 ;;
+    ZeroshotCLIP) DEFAULT_CFG=vit_b16 ;;
     *) DEFAULT_CFG="" ;;
   esac
 fi
@@ -77,6 +83,20 @@ for SEED in $SEEDS; do
   TEST_DIR="$ROOT/test_new/$COMMON"
   COMMON_ARGS=(--root "$DATA" --seed "$SEED" --trainer "$TRAINER"
                --dataset-config-file "$DATASET_CFG" --config-file "$CFG_FILE")
+
+  if [ "$TRAINS" = 0 ]; then
+    for SUB in base new; do
+      DIR="$TRAIN_DIR"; [ "$SUB" = new ] && DIR="$TEST_DIR"
+      if [ -f "$DIR/results.json" ]; then
+        echo "seed $SEED: $SUB-class evaluation finished earlier ($DIR), skipping"
+        continue
+      fi
+      echo "seed $SEED: evaluating on $SUB classes (nothing to train) -> $DIR"
+      "$PYTHON" "$REPO/train.py" "${COMMON_ARGS[@]}" --output-dir "$DIR" --eval-only \
+        DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES "$SUB" "${EXTRA[@]}"
+    done
+    continue
+  fi
 
   if [ -f "$TRAIN_DIR/results.json" ]; then
     echo "seed $SEED: base training finished earlier ($TRAIN_DIR), skipping"

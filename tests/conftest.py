@@ -60,6 +60,7 @@ TINY_TRAINER_OPTS = [
     "OPTIM.MAX_EPOCH", "2", "OPTIM.LR_SCHEDULER", "cosine", "OPTIM.WARMUP_EPOCH", "1",
     "OPTIM.WARMUP_TYPE", "constant", "OPTIM.WARMUP_CONS_LR", "1e-5", "USE_CUDA", "False",
     "TRAINER.COOP.CTX_INIT", "a photo of a", "TRAINER.COOP.PREC", "fp32", "TRAIN.PRINT_FREQ", "50",
+    "TRAINER.COCOOP.CTX_INIT", "a photo of a", "TRAINER.COCOOP.PREC", "fp32",
     "TRAINER.SAR.NUM_NOVEL", "16",
 ]
 

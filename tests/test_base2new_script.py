@@ -112,3 +112,51 @@ def test_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "set CFG" in proc.stderr
     proc = run_script(cwd=tmp_path)
     assert proc.returncode == 2 and "Usage" in proc.stderr
+
+
+TINY_RUN = ["INPUT.SIZE", "(32, 32)", "USE_CUDA", "False", "DATALOADER.NUM_WORKERS", "0"]
+
+
+def test_base2new_zeroshot_clip_evaluates_base_and_new(caltech_root, tiny_clip_path, tmp_path):
+    out = tmp_path / "output"
+    args = ["caltech101", "ZeroshotCLIP", "MODEL.BACKBONE.PATH", str(tiny_clip_path), *TINY_RUN]
+    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1")
+    proc = run_script(*args, cwd=tmp_path, **env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "evaluating on base classes (nothing to train)" in proc.stdout
+    runs = {sub: out / "base2new" / folder / "caltech101/shots_16/ZeroshotCLIP/vit_b16/seed1"
+            for sub, folder in (("base", "train_base"), ("new", "test_new"))}
+    results = {sub: json.loads((d / "results.json").read_text()) for sub, d in runs.items()}
+    assert {r["subsample_classes"] for r in results.values()} == {"base", "new"}
+    assert all(r["epoch"] == 0 and r["checkpoint"] is None for r in results.values())
+    assert not (runs["base"] / "prompt_learner").exists()  # nothing learnable, nothing saved
+    base, new, _ = table_rows(proc.stdout)[1]
+    assert (base, new) == (pytest.approx(results["base"]["accuracy"], abs=0.01),
+                           pytest.approx(results["new"]["accuracy"], abs=0.01))
+    again = run_script(*args, cwd=tmp_path, **env)
+    assert again.returncode == 0 and again.stdout.count("finished earlier") == 2
+
+
+def test_base2new_cocoopsar_on_a_fixture_dataset(caltech_root, tiny_clip_path, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG.replace("BATCH_SIZE: 16", "BATCH_SIZE: 8").replace(
+        "MAX_EPOCH: 2", "MAX_EPOCH: 1") + '  COCOOP: {CTX_INIT: "a photo of a", PREC: "fp32"}\n')
+    out = tmp_path / "output"
+    proc = run_script("caltech101", "CoCoOpSAR", "MODEL.BACKBONE.PATH", str(tiny_clip_path),
+                      cwd=tmp_path, DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1",
+                      SHOTS="1", CFG=str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    common = "caltech101/shots_1/CoCoOpSAR/tiny/seed1"
+    train = out / "base2new/train_base" / common
+    assert list(torch_load(train / "prompt_learner/model.pth.tar-1")["state_dict"]) == [
+        "ctx", "meta_net.linear1.weight", "meta_net.linear1.bias", "meta_net.linear2.weight",
+        "meta_net.linear2.bias"]
+    base, new, _ = table_rows(proc.stdout)[1]
+    assert base == pytest.approx(accuracy(train), abs=0.01)
+    assert new == pytest.approx(accuracy(out / "base2new/test_new" / common), abs=0.01)
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)

@@ -61,7 +61,8 @@ def reference_prompts(pl, names, position):
 def test_class_token_positions_match_per_class_construction(parts, position, csc):
     torch.manual_seed(0)
     pl = learner(parts, n_ctx=6, csc=csc, class_token_position=position)
-    prompts, eot = pl()
+    out = pl()
+    prompts, eot = out.embeddings, out.eot
     ref = reference_prompts(pl, NAMES, position)
     length = prompts.shape[1]
     torch.testing.assert_close(prompts, ref[:, :length])
@@ -75,8 +76,8 @@ def test_other_names_and_row_selection(parts):
     pl = learner(parts, ctx_init="a photo of a", class_token_position="middle")
     novel = pl.class_tokens(["hot air balloon", "tiger"])
     index = torch.tensor([1])
-    prompts, eot = pl(novel, index)
-    full, full_eot = pl(novel)
+    prompts, eot = pl(novel, index).embeddings, pl(novel, index).eot
+    full, full_eot = pl(novel).embeddings, pl(novel).eot
     assert prompts.shape[0] == 1 and eot.tolist() == full_eot[1:].tolist()
     torch.testing.assert_close(prompts[0], full[1])
 
@@ -89,3 +90,82 @@ def test_class_specific_context_cannot_prompt_other_names(parts):
 
 def test_kgcoop_style_boolean_ctx_init(parts):
     assert learner(parts, ctx_init=True).prompt_prefix == "a photo of a"
+
+
+def test_learners_implement_the_protocol(parts):
+    from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
+    from sar_prompt.modeling.protocol import PromptLearner
+
+    clip_model, encoder = parts
+    coop = learner(parts, ctx_init="a photo of a")
+    cocoop = ConditionalPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a")
+    assert isinstance(coop, PromptLearner) and isinstance(cocoop, PromptLearner)
+    assert not coop.conditioned and cocoop.conditioned
+    assert coop.image_prompts() is None and cocoop.image_prompts() is None
+
+
+def test_conditional_prompts_are_cocoops_per_image_construction(parts):
+    """ctx_b = ctx + meta_net(image b), the same context for every class of image b."""
+    from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
+
+    clip_model, encoder = parts
+    torch.manual_seed(0)
+    pl = ConditionalPromptLearner(clip_model, encoder, NAMES, n_ctx=3)
+    assert pl.meta_net.linear1.out_features == clip_model.visual.output_dim // 16
+    images = torch.nn.functional.normalize(torch.randn(2, clip_model.visual.output_dim), dim=-1)
+    out = pl(condition=images)
+    plain = pl()
+    assert out.embeddings.shape[0] == 2 * len(NAMES)
+    assert out.eot.tolist() == plain.eot.tolist() * 2
+    for b in range(2):
+        ctx_b = pl.ctx + pl.meta_net(images[b:b + 1])
+        rows = out.embeddings[b * len(NAMES):(b + 1) * len(NAMES)]
+        torch.testing.assert_close(rows[:, 1:4], ctx_b.expand(len(NAMES), -1, -1))
+        torch.testing.assert_close(rows[:, :1], plain.embeddings[:, :1])
+        torch.testing.assert_close(rows[:, 4:], plain.embeddings[:, 4:])
+    # without a condition: the shared context alone (the meta-net's bias off)
+    torch.testing.assert_close(plain.embeddings[:, 1:4], pl.ctx.expand(len(NAMES), -1, -1))
+    # gradients reach the context and the meta-net
+    out.embeddings.sum().backward()
+    assert pl.ctx.grad.abs().sum() > 0 and pl.meta_net.linear2.weight.grad.abs().sum() > 0
+
+
+def test_per_image_text_features_in_chunks_and_their_mean(parts):
+    from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
+
+    clip_model, encoder = parts
+    torch.manual_seed(0)
+    model = PromptedCLIP(clip_model, encoder,
+                         ConditionalPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a"))
+    images = torch.nn.functional.normalize(torch.randn(5, 32), dim=-1)
+    with torch.no_grad():
+        whole = model.text_features(condition=images)
+        model.rows_per_text_pass = 2 * len(NAMES)  # two images per text pass
+        chunked = model.text_features(condition=images)
+        one = model.text_features(condition=images[3:4])
+        mean = model.class_text_features(condition=images)
+    assert whole.shape == (5, len(NAMES), 32)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(one[0], whole[3])
+    torch.testing.assert_close(mean, torch.nn.functional.normalize(whole.mean(0), dim=-1))
+    logits = model.logits(images, whole)
+    torch.testing.assert_close(logits[2], model.logit_scale.exp() * whole[2] @ images[2])
+
+
+def test_handcrafted_templates_per_method_and_promptsrcs_average(parts):
+    from sar_prompt.templates import PROMPTSRC_TEMPLATES, templates_for
+
+    assert templates_for("coop", "DescribableTextures") == ("{} texture.",)
+    assert templates_for("kgcoop", "DescribableTextures") == ("a photo of a {}, a type of texture.",)
+    assert templates_for("kgcoop", "OxfordPets") == templates_for("coop", "OxfordPets")
+    assert templates_for("kgcoop", "DescribableTextures", "my {}.") == ("my {}.",)
+    assert len(PROMPTSRC_TEMPLATES) == 60 and len(set(PROMPTSRC_TEMPLATES)) == 60
+    assert templates_for("promptsrc", "EuroSAT") == PROMPTSRC_TEMPLATES
+    _, encoder = parts
+    templates = PROMPTSRC_TEMPLATES[:3]
+    with torch.no_grad():
+        raw = [encoder.encode_token_ids(tokenize([t.format(n.replace("_", " ")) for n in NAMES]),
+                                        normalized=False) for t in templates]
+    expected = torch.stack(raw).mean(0)  # PromptSRC: mean of unnormalised features
+    expected = expected / expected.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(handcrafted_features(encoder, NAMES, templates, "test"), expected)

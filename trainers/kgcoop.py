@@ -1,9 +1,12 @@
 """KgCoOp (Yao et al., CVPR 2023): CoOp plus a term that keeps each class's learned text
-feature close to its hand-crafted one: loss = CE + W * (1 - mean_c cos(w_c, w_c^clip))."""
+feature close to its hand-crafted one: loss = CE + W * (1 - mean_c cos(w_c, w_c^clip)).
+Reads TRAINER.COOP (as KgCoOp's repository does), W included."""
 from .coop import CoOp
 
 
 class KgCoOp(CoOp):
+    template_style = "kgcoop"
+
     def build_model(self):
         super().build_model()
         self.handcrafted = self.handcrafted_features(self.dm.dataset.classnames,
@@ -11,6 +14,7 @@ class KgCoOp(CoOp):
 
     def step(self, image, label):
         out = super().step(image, label)
-        cos = (out.text_features * self.handcrafted.to(out.text_features.dtype)).sum(dim=-1)
-        out.terms["kg"] = (self.cfg.TRAINER.COOP.W, 1.0 - cos.mean())
+        learned = out.class_text_features
+        cos = (learned * self.handcrafted.to(learned.dtype)).sum(dim=-1)
+        out.terms["kg"] = (self.method_cfg.W, 1.0 - cos.mean())
         return out

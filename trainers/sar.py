@@ -4,17 +4,29 @@
 `TRAINER.SAR.WEIGHT * SAR loss`, to whatever terms the method computes. With WEIGHT 0 the
 SAR loss is still computed (without gradients) and logged, as a diagnostic of how far the
 learned similarity structure drifts, and training is exactly the method's.
+
+SAR aligns class text features. For an image-conditioned method (CoCoOp) there is one set
+per image, and TRAINER.SAR.CONDITION chooses which SAR uses, for base and novel classes
+alike:
+- `each_image` (default): conditioned on each image of the batch, averaged over the batch
+  (and normalised). These are the features the method's own logits use, so SAR constrains
+  what is trained (context and meta-net) and reuses the base classes' features.
+- `batch_mean`: conditioned on the batch's mean image feature (normalised): one text pass
+  per class instead of one per image and class. The same as `each_image` at batch size 1,
+  CoCoOp's setting.
+- `none`: the shared context alone, the meta-net's bias off: constrains only the context.
 """
 import torch
 
-from .. import novel
-from ..catalog import key_for
-from ..config import check_choice
-from ..errors import NovelClassesError
-from ..novel import normalized
-from ..sar import LOSSES, SimilarityAlignment
+from sar_prompt import novel
+from sar_prompt.catalog import key_for
+from sar_prompt.errors import NovelClassesError
+from sar_prompt.modeling.text_encoder import normalize
+from sar_prompt.novel import normalized
+from sar_prompt.sar import SimilarityAlignment
+
+from .cocoop import CoCoOp
 from .coop import CoOp
-from .base import handcrafted_template
 from .kgcoop import KgCoOp
 
 
@@ -24,7 +36,6 @@ class SARMixin:
     def build_model(self):
         super().build_model()
         cfg, sar_cfg = self.cfg, self.cfg.TRAINER.SAR
-        check_choice(sar_cfg.LOSS, LOSSES, "TRAINER.SAR.LOSS")
         key = key_for(cfg.DATASET.NAME)
         path = sar_cfg.NOVEL_FILE or novel.default_path(key)
         novel_list = novel.load(path, key, None if sar_cfg.NOVEL_FILE else cfg.DATASET.NAME)
@@ -37,7 +48,6 @@ class SARMixin:
         if not names:
             raise NovelClassesError(f"{path}: every novel class is a training class of "
                                     "this run; SAR has nothing to regularise with.")
-        template = handcrafted_template(cfg)
         target = self.handcrafted_features(base + names, f"class names and {path}")
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
@@ -46,17 +56,36 @@ class SARMixin:
             temperature=sar_cfg.TEMPERATURE, exclude_self=sar_cfg.EXCLUDE_SELF,
             seed=cfg.SEED if cfg.SEED >= 0 else None).to(self.device)
         per_step = len(names) if sar_cfg.NUM_NOVEL <= 0 else min(sar_cfg.NUM_NOVEL, len(names))
+        condition = f", condition {sar_cfg.CONDITION}" if self.model.conditioned else ""
         print(f"[sar_prompt] SAR: {len(base)} base + {len(names)} novel classes from {path} "
               f"({novel_list.provenance.get('source')}), {per_step} novel per step, "
-              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}, template {template!r}")
+              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, "
+              f"templates {list(self.handcrafted_templates())!r}")
+
+    def sar_class_features(self, out, index):
+        """The learnable prompts' class text features SAR aligns: base (C, E), from the
+        step's output where possible, and the sampled novel classes `index` (k, E)."""
+        model = self.model
+        if not model.conditioned:
+            return out.class_text_features, model.text_features(self.novel_tokens, index)
+        mode = self.cfg.TRAINER.SAR.CONDITION
+        if mode == "each_image":
+            return out.class_text_features, model.class_text_features(
+                self.novel_tokens, index, condition=out.image_features)
+        condition = None
+        if mode == "batch_mean":
+            condition = normalize(out.image_features.mean(dim=0, keepdim=True))
+        return (model.class_text_features(condition=condition),
+                model.class_text_features(self.novel_tokens, index, condition))
 
     def step(self, image, label):
         out = super().step(image, label)
         weight = self.cfg.TRAINER.SAR.WEIGHT
         index = self.sar.sample_novel()
         with torch.set_grad_enabled(weight != 0 and torch.is_grad_enabled()):
-            novel_features = self.model.text_features(self.novel_tokens, index.to(self.device))
-            base_features = out.text_features if weight != 0 else out.text_features.detach()
+            base_features, novel_features = self.sar_class_features(out, index.to(self.device))
+            if weight == 0:
+                base_features = base_features.detach()
             out.terms["sar"] = (weight, self.sar(base_features, novel_features, index))
         return out
 
@@ -68,3 +97,6 @@ class CoOpSAR(SARMixin, CoOp):
 class KgCoOpSAR(SARMixin, KgCoOp):
     """KgCoOp + SAR."""
 
+
+class CoCoOpSAR(SARMixin, CoCoOp):
+    """CoCoOp + SAR, on the class text features TRAINER.SAR.CONDITION chooses."""

@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .protocol import TextPrompts
 from .tokens import bpe, eot_positions, tokenize
 
 DEFAULT_CTX_INIT = "a photo of a"  # what KgCoOp's CTX_INIT=True means
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
 def class_prompt_text(name: str) -> str:
@@ -32,9 +34,17 @@ class ClassTokens(nn.Module):
 
 
 class ContextPromptLearner(nn.Module):
+    """CoOp's prompt learner (see `protocol.PromptLearner`): a context shared by all classes,
+    or one per class (`csc`), initialised from words or at random."""
+
+    conditioned = False
+
     def __init__(self, clip_model, text_encoder, classnames, n_ctx=16, ctx_init="", csc=False,
                  class_token_position="end"):
         super().__init__()
+        if class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(f"class_token_position is {class_token_position!r}; use one of "
+                             f"{', '.join(CLASS_TOKEN_POSITIONS)}.")
         if ctx_init is True:
             ctx_init = DEFAULT_CTX_INIT
         ctx_init = (ctx_init or "").replace("_", " ").strip()
@@ -49,7 +59,7 @@ class ContextPromptLearner(nn.Module):
             # same for "a photo of a" but not for words BPE splits).
             n_ctx = len(bpe().encode(ctx_init))
             with torch.no_grad():
-                ids = tokenize([ctx_init], source="TRAINER.COOP.CTX_INIT", error=ConfigError)
+                ids = tokenize([ctx_init], source=f"CTX_INIT {ctx_init!r}", error=ConfigError)
                 ctx = text_encoder.embed(ids)[0, 1:1 + n_ctx].clone()
             if self.csc:  # as in CoOp, an initialised context is shared by all classes
                 print("[sar_prompt] CTX_INIT is set, so the context is shared (CSC ignored, as in CoOp)")
@@ -82,9 +92,13 @@ class ContextPromptLearner(nn.Module):
         tokens = ClassTokens(emb[:, :1], emb[:, 1 + self.n_ctx:], eot, name_lens)
         return tokens.to(emb.device)
 
-    def forward(self, tokens: ClassTokens = None, index: torch.Tensor = None):
-        """Prompt embeddings (N, L, D) and EOT positions (N,) for `tokens` (default: the
-        dataset's classes), optionally only the rows in `index`."""
+    def image_prompts(self):
+        return None  # the image path has nothing learnable
+
+    def rows(self, tokens=None, index=None):
+        """(prefix, suffix, eot, name_lens, ctx) of `tokens` (default: the dataset's
+        classes), only the rows `index` if given; ctx is (n_ctx, D) or, class-specific,
+        (rows, n_ctx, D)."""
         if tokens is None:
             tokens = self.classes
         elif self.csc:
@@ -99,12 +113,21 @@ class ContextPromptLearner(nn.Module):
             name_lens = [name_lens[i] for i in index.tolist()]
             if ctx.dim() == 3:
                 ctx = ctx[index]
+        return prefix, suffix, eot, name_lens, ctx
+
+    def forward(self, tokens: ClassTokens = None, index: torch.Tensor = None,
+                condition=None) -> TextPrompts:
+        """Prompts for `tokens` (default: the dataset's classes), only the rows `index` if
+        given. CoOp's context does not depend on the image: `condition` must be None."""
+        if condition is not None:
+            raise ValueError("CoOp's context is not image-conditioned; condition must be None")
+        prefix, suffix, eot, name_lens, ctx = self.rows(tokens, index)
         n = prefix.shape[0]
         if ctx.dim() == 2:
             ctx = ctx.unsqueeze(0).expand(n, -1, -1)
 
         if self.class_token_position == "end":
-            return torch.cat([prefix, ctx, suffix], dim=1), eot
+            return TextPrompts(torch.cat([prefix, ctx, suffix], dim=1), eot)
         # front / middle: the name moves into the context. Rows with equal name length are
         # sliced together, so the cost grows with distinct lengths, not with classes.
         groups = defaultdict(list)
@@ -119,10 +142,7 @@ class ContextPromptLearner(nn.Module):
             c = ctx[rows]
             if self.class_token_position == "front":
                 parts = [prefix[rows], name, c, rest]
-            elif self.class_token_position == "middle":
+            else:  # middle
                 parts = [prefix[rows], c[:, :half], name, c[:, half:], rest]
-            else:
-                raise ConfigError(f"TRAINER.COOP.CLASS_TOKEN_POSITION is "
-                                  f"{self.class_token_position!r}; use end, middle or front.")
             out[rows] = torch.cat(parts, dim=1)
-        return out, eot
+        return TextPrompts(out, eot)
