@@ -48,6 +48,8 @@ else
     CoOp) DEFAULT_CFG=vit_b16_ctxv1; [ "$DATASET" = imagenet ] && DEFAULT_CFG=vit_b16_ep50_ctxv1 ;;
     KgCoOp) DEFAULT_CFG=vit_b16_ep100_ctxv1 ;;
     CoCoOp) DEFAULT_CFG=vit_b16_c4_ep10_batch1_ctxv1 ;;
+    MaPLe) DEFAULT_CFG=vit_b16_c2_ep5_batch4_2ctx ;;
+    PromptSRC) DEFAULT_CFG=vit_b16_c2_ep20_batch4_4+4ctx ;;
     ZeroshotCLIP) DEFAULT_CFG=vit_b16 ;;
     *) DEFAULT_CFG="" ;;
   esac

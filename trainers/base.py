@@ -202,6 +202,19 @@ class PromptTuningTrainer(CLIPTrainer):
         return self.model.frozen_text_features()
 
     # -- checkpoints -------------------------------------------------------------------
+    # The folder the method's reference code saves its checkpoints in, where that is not
+    # ours (MaPLe's and PromptSRC's save the whole model under another name).
+    reference_model_name = ""
+
+    def model_folder(self, directory, name):
+        """directory/name, or the reference code's folder when only that one exists."""
+        ours = osp.join(directory, name)
+        if self.reference_model_name and not osp.isdir(ours):
+            theirs = osp.join(directory, self.reference_model_name)
+            if osp.isdir(theirs):
+                return theirs
+        return ours
+
     def load_model(self, directory, epoch=None):
         """Load the learnable prompt tensors, from our checkpoints or a reference
         implementation's; class-dependent tensors are rebuilt for the current classes, so
@@ -211,7 +224,7 @@ class PromptTuningTrainer(CLIPTrainer):
             return
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         for name in self.get_model_names():
-            path = osp.join(directory, name, model_file)
+            path = osp.join(self.model_folder(directory, name), model_file)
             if not osp.exists(path):
                 raise FileNotFoundError(
                     f"No checkpoint at {path}. Train first, or check --model-dir / --load-epoch "

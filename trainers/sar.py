@@ -28,6 +28,8 @@ from sar_prompt.sar import SimilarityAlignment
 from .cocoop import CoCoOp
 from .coop import CoOp
 from .kgcoop import KgCoOp
+from .maple import MaPLe
+from .promptsrc import PromptSRC
 
 
 class SARMixin:
@@ -100,3 +102,11 @@ class KgCoOpSAR(SARMixin, KgCoOp):
 
 class CoCoOpSAR(SARMixin, CoCoOp):
     """CoCoOp + SAR, on the class text features TRAINER.SAR.CONDITION chooses."""
+
+
+class MaPLeSAR(SARMixin, MaPLe):
+    """MaPLe + SAR, on the class text features of MaPLe's deep text prompts."""
+
+
+class PromptSRCSAR(SARMixin, PromptSRC):
+    """PromptSRC + SAR, one more term beside its self-regularising ones."""
