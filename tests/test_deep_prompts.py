@@ -184,14 +184,21 @@ def test_fp16_clip_keeps_deep_prompts_in_fp32(deep_clip_path):
         assert all(p.grad is not None for p in learner.parameters())
 
 
-def test_depth_and_context_checks(clip_model):
+def test_depth_and_context_checks(clip_model, capsys):
     check_prompt_depth(clip_model, 3, "KEY", minimum=1, text=True, vision=True)
-    with pytest.raises(ConfigError, match=r"TRAINER.MAPLE.PROMPT_DEPTH is 9; .*text encoder has 3"):
-        check_prompt_depth(clip_model, 9, "TRAINER.MAPLE.PROMPT_DEPTH", minimum=1, text=True,
-                           vision=True)
-    with pytest.raises(ConfigError, match="between 1"):
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ConfigError, match="TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT is 0; it must be at least 1"):
         check_prompt_depth(clip_model, 0, "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", minimum=1,
                            text=True)
+    # beyond the encoders' layers, as the references accept it: said, and capped (PromptSRC)
+    check_prompt_depth(clip_model, 5, "TRAINER.MAPLE.PROMPT_DEPTH", minimum=1, text=True,
+                       vision=True)
+    assert "vision encoder has 3 layers: no vision prompts for layers 4..5" in capsys.readouterr().out
+    capped = IndependentPromptLearner(clip_model, TextEncoder(clip_model), NAMES, depth_text=9,
+                                      depth_vision=9)
+    assert len(capped.text_prompts) == len(capped.vision_prompts) == 2
+    maple = MaPLePromptLearner(clip_model, TextEncoder(clip_model), NAMES, depth=5)
+    assert len(maple.compound_prompts_text) == 4  # as MaPLe's reference: made, unused
     assert context_init("a photo of a", 4) == "a photo of a" and context_init("a photo", 16) == ""
     with pytest.raises(ConfigError, match="too few to initialise 4"):
         MaPLePromptLearner(clip_model, TextEncoder(clip_model), NAMES, n_ctx=4,

@@ -30,25 +30,27 @@ def context_init(ctx_init, n_ctx):
     return ctx_init if n_ctx <= MAX_INIT_CTX else ""
 
 
+def encoder_layers(clip_model):
+    """Blocks of CLIP's text and vision transformers (vision: 0 for a ResNet)."""
+    visual = clip_model.visual
+    vision = len(visual.transformer.resblocks) if hasattr(visual, "class_embedding") else 0
+    return len(clip_model.transformer.resblocks), vision
+
+
 def check_prompt_depth(clip_model, depth, key, minimum=0, text=False, vision=False):
-    """ConfigError naming `key` unless minimum <= depth <= the layers of the encoders it
-    prompts (`text`, `vision`)."""
-    layers = []
-    if text:
-        layers.append(("text", len(clip_model.transformer.resblocks)))
-    if vision:
-        visual = clip_model.visual
-        if not hasattr(visual, "class_embedding"):
-            if depth:
-                raise ConfigError(f"{key} is {depth}: vision prompts need a ViT backbone, and "
-                                  "MODEL.BACKBONE.NAME is a ResNet. Use ViT-B/16.")
-        else:
-            layers.append(("vision", len(visual.transformer.resblocks)))
-    most = min((n for _, n in layers), default=depth)
-    if not minimum <= depth <= most:
-        have = " and ".join(f"its {name} encoder has {n}" for name, n in layers)
-        raise ConfigError(f"{key} is {depth}; it must be between {minimum} and the number of "
-                          f"layers it prompts ({have}).")
+    """ConfigError naming `key` unless depth >= minimum (and, for vision prompts, the backbone
+    is a ViT). A depth beyond an encoder's layers is accepted as the references accept it:
+    the prompts for the missing layers go unused (MaPLe) or are not made (PromptSRC)."""
+    if depth < minimum:
+        raise ConfigError(f"{key} is {depth}; it must be at least {minimum}.")
+    text_layers, vision_layers = encoder_layers(clip_model)
+    if vision and depth and not vision_layers:
+        raise ConfigError(f"{key} is {depth}: vision prompts need a ViT backbone, and "
+                          "MODEL.BACKBONE.NAME is a ResNet. Use ViT-B/16.")
+    for name, prompted, layers in (("text", text, text_layers), ("vision", vision, vision_layers)):
+        if prompted and depth > layers:
+            print(f"[sar_prompt] {key} is {depth}, but this CLIP's {name} encoder has {layers} "
+                  f"layers: no {name} prompts for layers {layers + 1}..{depth}.")
 
 
 def vision_width(clip_model):
@@ -129,7 +131,8 @@ class IndependentPromptLearner(DeepPromptLearner):
 
     Text: `ctx` (n_ctx_text, D_text) at the input and `text_prompts` for blocks
     1..depth_text-1. Vision (if depth_vision >= 1): `vision_ctx` (n_ctx_vision, D_vision)
-    appended to the image tokens and `vision_prompts` for blocks 1..depth_vision-1."""
+    appended to the image tokens and `vision_prompts` for blocks 1..depth_vision-1. Depths
+    beyond an encoder's layers are capped to them."""
 
     def __init__(self, clip_model, text_encoder, classnames, n_ctx_text=4, n_ctx_vision=4,
                  ctx_init="a photo of a", depth_text=9, depth_vision=9):
@@ -137,6 +140,9 @@ class IndependentPromptLearner(DeepPromptLearner):
             raise ValueError("PromptSRC's text prompt depth must be >= 1 and its vision prompt "
                              f"depth >= 0, got {depth_text} and {depth_vision}")
         super().__init__(clip_model, text_encoder, classnames, n_ctx_text, ctx_init)
+        # prompts only for layers the encoders have (the reference keeps them in CLIP's blocks)
+        text_layers, vision_layers = encoder_layers(clip_model)
+        depth_text, depth_vision = min(depth_text, text_layers), min(depth_vision, vision_layers)
         # The reference draws the vision prompts first, then the text ones (CLIP builds its
         # image tower first); its draws are interleaved with CLIP's own initialisation, so
         # only the order, not the values, can be the same here.
