@@ -5,24 +5,68 @@ Dassl plugin.
                                     # the trainers and datasets
     sar_prompt.extend_cfg(cfg)      # declares the config keys they read
 
-Without Dassl installed, the Dassl-free tools (`sar_prompt.novel`, `.demo`, `.results`,
-the SAR component) still import; the trainers and datasets need Dassl.
+Registration needs Dassl (and so torch and torchvision), which take seconds to import.
+`import sar_prompt` therefore registers at once only when Dassl is already imported;
+otherwise it registers the moment anything imports Dassl, so a host suite's train.py works
+whichever it imports first, and the Dassl-free tools (`python -m sar_prompt.results`,
+`.novel`, `.data --help`) never pay for it. `sar_prompt.register()` does it explicitly.
 """
+import importlib.abc
+import importlib.util
+import sys
+
 __version__ = "0.1.0"
 
-from .config import extend_cfg
+from .config import extend_cfg  # noqa: E402
 
-try:
-    import dassl  # noqa: F401
-except ModuleNotFoundError as _exc:
-    if _exc.name != "dassl":
-        raise
-    DASSL_AVAILABLE = False
-else:
-    DASSL_AVAILABLE = True
-    from . import compat as _compat
+DASSL_AVAILABLE = importlib.util.find_spec("dassl") is not None
+_registered = False
 
-    _compat.apply()
+
+def register():
+    """Patch Dassl for current PyTorch and register our trainers and datasets (once)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from . import compat
+
+    compat.apply()
     from . import datasets, trainers  # noqa: F401  (registration needs the patched Dassl)
 
-__all__ = ["extend_cfg", "DASSL_AVAILABLE", "__version__"]
+
+class _RegisterWhenDasslLoads(importlib.abc.MetaPathFinder):
+    """Runs `register()` right after the `dassl` package itself has been imported."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "dassl":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenRegister(spec.loader)
+        return spec
+
+
+class _ThenRegister(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        sys.modules[module.__name__] = module  # submodule imports during register() need it
+        register()
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...
+        return getattr(self.loader, name)
+
+
+if "dassl" in sys.modules:
+    register()
+elif DASSL_AVAILABLE and not any(isinstance(f, _RegisterWhenDasslLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenDasslLoads())
+
+__all__ = ["extend_cfg", "register", "DASSL_AVAILABLE", "__version__"]

@@ -7,8 +7,10 @@ running PyTorch does not need it. What breaks upstream, and what we do:
    but Dassl's warmup schedulers still pass it: we give them an `__init__` without it.
 2. `torch.load` defaults to `weights_only=True` (torch 2.6). Dassl's checkpoints store the
    warmup scheduler's successor as a pickled object, which that refuses. New checkpoints
-   store the successor's state dict instead, and `load_checkpoint` falls back to a full
-   unpickle, with a warning, only for older checkpoints that need it.
+   store the successor's state dict instead, and `load_checkpoint` goes through
+   `sar_prompt.checkpoints.load`, which never runs code from a checkpoint: older files'
+   pickled successor comes back as inert data, anything else that needs a full unpickle is
+   refused unless the user trusts the file.
 3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
    `torch.amp` (autocast/GradScaler with device "cuda").
 4. Not a torch change, but a run killed while Dassl writes a checkpoint could leave a
@@ -16,11 +18,11 @@ running PyTorch does not need it. What breaks upstream, and what we do:
    the pointer are now written atomically.
 """
 import inspect
-import pickle
 import sys
-import warnings
 
 import torch
+
+from . import checkpoints
 
 _applied = False
 
@@ -70,7 +72,10 @@ def _patch_warmup_scheduler(base):
         successor = state.pop("successor", None)  # pre-patch checkpoints pickled the object
         successor_state = state.pop("successor_state", None)
         if successor_state is None and successor is not None:
-            successor_state = successor.state_dict()
+            if isinstance(successor, checkpoints.Placeholder):
+                successor_state = checkpoints.legacy_scheduler_state(successor)
+            else:  # a real object: the file was trusted and fully unpickled
+                successor_state = successor.state_dict()
         self.__dict__.update(state)
         if successor_state is not None:
             self.successor.load_state_dict(successor_state)
@@ -88,20 +93,7 @@ def _patch_load_checkpoint(torchtools):
     def load_checkpoint(fpath):
         if fpath is None:
             raise ValueError("File path is None")
-        import os.path as osp
-
-        if not osp.exists(fpath):
-            raise FileNotFoundError(f'File is not found at "{fpath}"')
-        map_location = None if torch.cuda.is_available() else "cpu"
-        try:
-            return torch.load(fpath, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError:
-            warnings.warn(
-                f"{fpath} stores pickled Python objects (written before sar_prompt's Dassl patch); "
-                "loading it with weights_only=False. Only load checkpoints you trust.",
-                stacklevel=2,
-            )
-            return torch.load(fpath, map_location=map_location, weights_only=False)
+        return checkpoints.load(fpath)
 
     _replace_everywhere("load_checkpoint", original, load_checkpoint)
 

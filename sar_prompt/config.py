@@ -95,6 +95,8 @@ def extend_cfg(cfg):
     _declare(cfg.DATASET, {"SUBSAMPLE_CLASSES": "all"})  # all | base | new
     # A local CLIP weights file; "" = by MODEL.BACKBONE.NAME from the CLIP cache.
     _declare(cfg.MODEL.BACKBONE, {"PATH": ""})
+    # Checkpoints that need a full unpickle can run code; load them only if True.
+    _declare(cfg.MODEL, {"TRUST_CHECKPOINT_CODE": False})
     return cfg
 
 
@@ -125,7 +127,7 @@ def require_keys(cfg, keys, who):
 
 def required_trainer_keys(node="", sar=False):
     """The keys a trainer reading TRAINER.<node> (none if "") and, with `sar`, TRAINER.SAR reads."""
-    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH"]
+    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH", "MODEL.TRUST_CHECKPOINT_CODE"]
     if node:
         keys += [f"TRAINER.{node}.{k}" for k in METHOD_NODES[node]]
     if sar:

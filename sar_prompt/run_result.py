@@ -9,7 +9,7 @@ from .io import atomic_write_json
 RESULT_FILE = "results.json"
 
 
-def write_run_result(cfg, accuracy, epoch, checkpoint=None):
+def write_run_result(cfg, accuracy, epoch, checkpoint=None, resumes=()):
     payload = {
         "accuracy": float(accuracy),
         "split": cfg.TEST.SPLIT,
@@ -20,6 +20,7 @@ def write_run_result(cfg, accuracy, epoch, checkpoint=None):
         "num_shots": cfg.DATASET.NUM_SHOTS,
         "epoch": epoch,
         "checkpoint": checkpoint,
+        "resumed_at_epochs": [r.get("epoch") for r in resumes],
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     path = Path(cfg.OUTPUT_DIR) / RESULT_FILE

@@ -40,6 +40,11 @@ def build_parser():
     p.add_argument("--load-epoch", type=int,
                    help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--trust-checkpoint-code", action="store_true",
+                   help="load checkpoints that need a full unpickle, which can run arbitrary "
+                        "code: only for files you trust (sets MODEL.TRUST_CHECKPOINT_CODE)")
+    p.add_argument("--overwrite-results", action="store_true",
+                   help="with --eval-only: replace an existing results.json in --output-dir")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                    help="modify config options using the command-line")
     return p
@@ -112,6 +117,8 @@ def reset_cfg(cfg, args):
             node[leaf] = value
     if args.seed >= 0:  # CoOp skips seed 0 (falsy); 0 is a valid seed here
         cfg.SEED = args.seed
+    if getattr(args, "trust_checkpoint_code", False):
+        cfg.MODEL.TRUST_CHECKPOINT_CODE = True
 
 
 def setup_cfg(args):
@@ -151,14 +158,29 @@ def check_names(cfg):
                               f"Registered: {', '.join(sorted(names))}.")
 
 
+def check_eval_output(cfg, args):
+    """An evaluation never silently replaces a finished run's results."""
+    from .run_result import RESULT_FILE
+
+    existing = Path(cfg.OUTPUT_DIR) / RESULT_FILE
+    if existing.exists() and not args.overwrite_results:
+        raise ConfigError(
+            f"{existing} exists: --output-dir {cfg.OUTPUT_DIR} holds a finished run's results. "
+            "Evaluate into another --output-dir, or pass --overwrite-results to replace them.")
+
+
 def run(args):
-    import sar_prompt  # noqa: F401  (patches Dassl, registers trainers and datasets)
+    import sar_prompt
+
+    sar_prompt.register()  # patches Dassl, registers trainers and datasets
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
     cfg = setup_cfg(args)
     check_names(cfg)
+    if args.eval_only:
+        check_eval_output(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
@@ -173,6 +195,11 @@ def run(args):
     print(f"** System info **\n{collect_env_info()}\n")
     trainer = build_trainer(cfg)
     if args.eval_only:
+        if not args.model_dir and trainer.get_model_names():
+            raise ConfigError(
+                f"--eval-only without --model-dir would evaluate {cfg.TRAINER.NAME}'s untrained "
+                "prompt. Pass --model-dir with a training run's output folder (and --load-epoch "
+                "N), or evaluate CLIP zero-shot with --trainer ZeroshotCLIP.")
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
         return

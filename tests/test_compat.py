@@ -6,6 +6,8 @@ import warnings
 import pytest
 import torch
 
+from sar_prompt.checkpoints import Placeholder
+
 import sar_prompt  # noqa: F401  (applies the patches)
 from dassl.config import get_cfg_default
 from dassl.optim import build_lr_scheduler, build_optimizer
@@ -75,17 +77,25 @@ def test_scheduler_state_is_weights_only_loadable_and_resumes(tmp_path):
 
 
 def test_checkpoints_from_unpatched_dassl_still_load(tmp_path):
+    """Upstream pickled the scheduler's successor (an LR scheduler holding the optimizer).
+    It comes back as inert data, without a full unpickle, and the schedule continues."""
     from dassl.utils import load_checkpoint
 
     optimizer, scheduler = build()
+    lrs(optimizer, scheduler, 2)
     legacy = {k: v for k, v in scheduler.__dict__.items() if k != "optimizer"}  # pickled successor
-    path = tmp_path / "model.pth.tar-1"
-    torch.save({"state_dict": {}, "epoch": 1, "scheduler": legacy}, path)
-    with pytest.warns(UserWarning, match="weights_only=False"):
+    path = tmp_path / "model.pth.tar-2"
+    torch.save({"state_dict": {}, "epoch": 2, "scheduler": legacy,
+                "optimizer": optimizer.state_dict()}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         checkpoint = load_checkpoint(str(path))
+    assert isinstance(checkpoint["scheduler"]["successor"], Placeholder)
+    expected = lrs(optimizer, scheduler, 3)
     optimizer2, scheduler2 = build()
+    optimizer2.load_state_dict(checkpoint["optimizer"])
     scheduler2.load_state_dict(checkpoint["scheduler"])
-    assert scheduler2.successor is not checkpoint["scheduler"]["successor"]
+    assert lrs(optimizer2, scheduler2, 3) == pytest.approx(expected)
 
 
 def test_plain_checkpoints_load_weights_only_without_warning(tmp_path):

@@ -90,7 +90,7 @@ def test_legacy_checkpoint_with_class_buffers_loads(build_trainer, tmp_path):
                 "val_result": None}, folder / "model.pth.tar-5")
     trainer.load_model(str(tmp_path / "legacy"), epoch=5)
     torch.testing.assert_close(trainer.model.prompt_learner.ctx, ctx)
-    with pytest.raises(FileNotFoundError, match="epochs saved there: 5"):
+    with pytest.raises(FileNotFoundError, match="epochs saved there are 5"):
         trainer.load_model(str(tmp_path / "legacy"), epoch=7)
 
 

@@ -80,6 +80,9 @@ class SARMixin:
         return (model.class_text_features(condition=condition),
                 model.class_text_features(self.novel_tokens, index, condition))
 
+    def random_generators(self):
+        return {**super().random_generators(), "sar": self.sar.generator}
+
     def step(self, image, label):
         out = super().step(image, label)
         weight = self.cfg.TRAINER.SAR.WEIGHT

@@ -1,0 +1,142 @@
+"""No code runs from a checkpoint: every load path refuses a file whose unpickling would
+run code, naming the file and the trust option; with the option the same file does run
+(so the planted payloads are real)."""
+import builtins
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, TINY_TRAINER_OPTS
+from sar_prompt import checkpoints
+from sar_prompt.errors import CheckpointError
+
+
+class System:
+    """Unpickling calls os.system."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class Exec:
+    """Unpickling calls builtins.exec."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return builtins.exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+class Touch:
+    """Unpickling calls a method of an importable class."""
+
+    def __init__(self, marker):
+        self.marker = pathlib.Path(marker)
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+PAYLOADS = [System, Exec, Touch]
+
+
+def plant(path, payload, where="val_result", ctx=None):
+    """A Dassl-style checkpoint with `payload` at `where` (a top-level key, or the place
+    where upstream Dassl legitimately pickled an object: the scheduler's successor)."""
+    state = {"state_dict": {"ctx": torch.zeros(4, 64) if ctx is None else ctx}, "epoch": 1,
+             "optimizer": None, "scheduler": None, "val_result": None}
+    if where == "successor":
+        state["scheduler"] = {"successor": payload, "warmup_epoch": 1}
+    else:
+        state[where] = payload
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    (path.parent / "checkpoint").write_text(path.name + "\n")
+    return path
+
+
+@pytest.mark.parametrize("where", ["val_result", "state_dict", "successor"])
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.__name__)
+def test_loader_refuses_every_payload(tmp_path, payload, where):
+    marker = tmp_path / "marker"
+    path = plant(tmp_path / "model.pth.tar-1", payload(marker), where)
+    if where == "state_dict":  # a payload in place of the weights
+        torch.save({"state_dict": {"ctx": payload(marker)}, "epoch": 1}, path)
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.load(path)
+    assert str(path) in str(err.value) and checkpoints.TRUST_KEY in str(err.value)
+    assert not marker.exists()
+
+
+def test_dassl_load_checkpoint_refuses_too(tmp_path):
+    """Host suites' trainers load through Dassl's load_checkpoint, which is patched."""
+    from dassl.utils import load_checkpoint, load_pretrained_weights
+
+    marker = tmp_path / "marker"
+    path = plant(tmp_path / "model.pth.tar-1", System(marker))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(str(path))
+    with pytest.raises(CheckpointError):
+        load_pretrained_weights(torch.nn.Linear(2, 2), str(path))
+    assert not marker.exists()
+
+
+def test_trust_env_variable_loads_in_full(tmp_path, monkeypatch):
+    marker = tmp_path / "marker"
+    path = plant(tmp_path / "model.pth.tar-1", Exec(marker))
+    monkeypatch.setenv(checkpoints.TRUST_ENV, "1")
+    with pytest.warns(UserWarning, match="full unpickle"):
+        checkpoints.load(path)
+    assert marker.exists()
+
+
+def test_every_trainer_load_path_refuses(build_trainer, tmp_path):
+    marker = tmp_path / "marker"
+    # --eval-only --model-dir
+    trainer = build_trainer("CoOpSAR", output=tmp_path / "eval")
+    model_dir = tmp_path / "planted"
+    plant(model_dir / "prompt_learner" / "model.pth.tar-1", System(marker))
+    with pytest.raises(CheckpointError, match="model.pth.tar-1"):
+        trainer.load_model(str(model_dir), epoch=1)
+    # resume: a planted checkpoint in the output folder
+    with pytest.raises(CheckpointError, match="model.pth.tar-1"):
+        trainer.resume_model_if_exist(str(model_dir))
+    # MODEL.INIT_WEIGHTS
+    init = plant(tmp_path / "init" / "weights.pth", Touch(marker))
+    with pytest.raises(CheckpointError, match="weights.pth"):
+        build_trainer("CoOp", "MODEL.INIT_WEIGHTS", str(init), output=tmp_path / "init_run")
+    assert not marker.exists()
+
+
+def run_train(*argv):
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *argv],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_eval_only_refuses_then_trust_flag_runs_it(caltech_root, tiny_clip_path, tmp_path):
+    marker = tmp_path / "marker"
+    model_dir = tmp_path / "planted"
+    plant(model_dir / "prompt_learner" / "model.pth.tar-1", System(marker))
+
+    def argv(*flags):
+        return ["--root", str(caltech_root), "--seed", "1", "--trainer", "CoOp", *flags,
+                "--dataset-config-file", str(REPO / "configs/datasets/caltech101.yaml"),
+                "--output-dir", str(tmp_path / "eval"), "--eval-only", "--model-dir",
+                str(model_dir), "--load-epoch", "1", *TINY_TRAINER_OPTS,
+                "MODEL.BACKBONE.PATH", str(tiny_clip_path), "DATASET.SUBSAMPLE_CLASSES", "new"]
+
+    proc = run_train(*argv())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "model.pth.tar-1" in proc.stderr and "--trust-checkpoint-code" in proc.stderr
+    assert not marker.exists()
+    proc = run_train(*argv("--trust-checkpoint-code"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert marker.exists()
