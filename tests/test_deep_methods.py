@@ -124,6 +124,10 @@ def test_a_step_changes_only_the_learnable_tensors(build_deep, tmp_path, name):
     trainer = build_deep(name, output=tmp_path)
     learnable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert learnable == {"prompt_learner." + k for k in trainer.model.prompt_learner.state_dict()}
+    # one CLIP: no second (frozen) copy for PromptSRC's zero-shot image features
+    clip_params = {id(p) for p in trainer.clip_model.parameters()}
+    assert all(id(p) in clip_params for n, p in trainer.model.named_parameters()
+               if n not in learnable)
     before = snapshot(trainer.model)
     trainer.set_model_mode("train")
     trainer.num_batches, trainer.batch_idx = len(trainer.train_loader_x), 0
@@ -161,16 +165,17 @@ def test_sar_variant_with_weight_zero_is_the_method_bit_for_bit(build_deep, tmp_
         assert torch.equal(sar.model.prompt_learner.state_dict()[key], value)
 
 
-def test_promptsrc_final_checkpoint_holds_the_gaussian_aggregate(build_deep, tmp_path):
+def test_promptsrc_final_checkpoint_holds_the_gaussian_aggregate_also_when_resumed(
+        build_deep, tmp_path):
     from sar_prompt.gpa import gaussian_epoch_weights
 
-    trainer = build_deep("PromptSRC", "OPTIM.MAX_EPOCH", "3", "TRAINER.PROMPTSRC.GPA_MEAN", "2",
-                         "TRAINER.PROMPTSRC.GPA_STD", "1", "TEST.NO_TEST", "True",
-                         "TRAIN.CHECKPOINT_FREQ", "1", output=tmp_path)
+    opts = ("OPTIM.MAX_EPOCH", "3", "TRAINER.PROMPTSRC.GPA_MEAN", "2",
+            "TRAINER.PROMPTSRC.GPA_STD", "1", "TEST.NO_TEST", "True", "TRAIN.CHECKPOINT_FREQ", "1")
+    trainer = build_deep("PromptSRC", *opts, output=tmp_path / "whole")
     states = per_epoch_prompts(trainer)
     trainer.train()
     weights = gaussian_epoch_weights(3, 2, 1)
-    final = torch.load(tmp_path / "prompt_learner/model.pth.tar-3", weights_only=True)
+    final = torch.load(tmp_path / "whole/prompt_learner/model.pth.tar-3", weights_only=True)
     assert list(final["state_dict"]) == list(states[0])  # learnable tensors only
     for key in states[0]:
         expected = states[0][key] * weights[0] + states[1][key] * weights[1] + \
@@ -178,9 +183,31 @@ def test_promptsrc_final_checkpoint_holds_the_gaussian_aggregate(build_deep, tmp
         assert torch.equal(final["state_dict"][key], expected)
         assert torch.equal(trainer.model.prompt_learner.state_dict()[key], expected)
         assert not torch.equal(expected, states[2][key])
-    # an earlier checkpoint holds that epoch's prompts
-    second = torch.load(tmp_path / "prompt_learner/model.pth.tar-2", weights_only=True)
+    # an earlier checkpoint holds that epoch's prompts, and the aggregate so far
+    second = torch.load(tmp_path / "whole/prompt_learner/model.pth.tar-2", weights_only=True)
     assert all(torch.equal(second["state_dict"][k], states[1][k]) for k in states[1])
+    assert second["training_state"]["gpa"]["epochs"] == [0, 1]
+
+    # stopped after epoch 2, then resumed: the same aggregate, bit for bit
+    class Stop(Exception):
+        pass
+
+    stopped = build_deep("PromptSRC", *opts, output=tmp_path / "resumed")
+    after_epoch = stopped.after_epoch
+
+    def stop_after_second():
+        after_epoch()
+        if stopped.epoch == 1:
+            raise Stop
+    stopped.after_epoch = stop_after_second
+    with pytest.raises(Stop):
+        stopped.train()
+    resumed = build_deep("PromptSRC", *opts, output=tmp_path / "resumed")
+    resumed.train()
+    assert resumed.start_epoch == 2
+    again = torch.load(tmp_path / "resumed/prompt_learner/model.pth.tar-3", weights_only=True)
+    for key, value in final["state_dict"].items():
+        assert torch.equal(again["state_dict"][key], value)
 
 
 # -- checkpoints written by the reference implementations: the whole model -----------------

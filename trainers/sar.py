@@ -59,10 +59,12 @@ class SARMixin:
             seed=cfg.SEED if cfg.SEED >= 0 else None).to(self.device)
         per_step = len(names) if sar_cfg.NUM_NOVEL <= 0 else min(sar_cfg.NUM_NOVEL, len(names))
         condition = f", condition {sar_cfg.CONDITION}" if self.model.conditioned else ""
+        templates = list(self.handcrafted_templates())
+        shown = (repr(templates) if len(templates) <= 3 else  # PromptSRC's set has 60
+                 f"{len(templates)} averaged, from {templates[0]!r}")
         print(f"[sar_prompt] SAR: {len(base)} base + {len(names)} novel classes from {path} "
               f"({novel_list.provenance.get('source')}), {per_step} novel per step, "
-              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, "
-              f"templates {list(self.handcrafted_templates())!r}")
+              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, templates {shown}")
 
     def sar_class_features(self, out, index):
         """The learnable prompts' class text features SAR aligns: base (C, E), from the
