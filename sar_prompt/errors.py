@@ -27,9 +27,9 @@ class WeightsError(SarPromptError, FileNotFoundError):
     """CLIP weights cannot be found or read."""
 
 
-class CheckpointError(SarPromptError, ValueError, RuntimeError):
-    """A checkpoint is missing or truncated, refused because loading it could run code, or
-    lacks (or has the wrong shape for) a tensor the method needs."""
+class CheckpointError(SarPromptError, RuntimeError):
+    """A checkpoint is missing, truncated, refused because loading it could run code, or
+    lacks (or has another shape for) a tensor the method needs."""
 
 
 class MissingCheckpointError(CheckpointError, FileNotFoundError):

@@ -308,8 +308,8 @@ class PromptTuningTrainer(CLIPTrainer):
 
     def load_model(self, directory, epoch=None):
         """Load the learnable prompt tensors, from our checkpoints or a reference
-        implementation's; class-dependent tensors are rebuilt for the current classes, so
-        a base-class checkpoint evaluates on new classes."""
+        implementation's (sar_prompt.reference_state); class-dependent tensors are rebuilt
+        for the current classes, so a base-class checkpoint evaluates on new classes."""
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
@@ -320,10 +320,11 @@ class PromptTuningTrainer(CLIPTrainer):
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         with self.checkpoint_trust():
             for name in self.get_model_names():
-                path = osp.join(self.model_folder(directory, name), model_file)
+                folder = self.model_folder(directory, name)
+                path = osp.join(folder, model_file)
                 if not osp.exists(path):
-                    raise MissingCheckpointError(_missing_model_message(directory, name, path,
-                                                                        epoch))
+                    raise MissingCheckpointError(_missing_model_message(
+                        directory, osp.basename(folder), path, epoch))
                 checkpoint = checkpoints.load(path)
                 matched = match_state_dict(checkpoint["state_dict"], self._models[name], path,
                                            type(self).__name__)

@@ -1,1 +1,3 @@
-"""CLIP pieces shared by every trainer: loading, text encoding, prompt tokens, the prompted model."""
+"""CLIP pieces shared by every trainer: loading (backbone), the block-by-block text and image
+encoders, prompt tokens, what a prompt learner offers (protocol), CoOp's and CoCoOp's prompt
+learners, and the prompted model."""
