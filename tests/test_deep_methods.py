@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO, TINY_TRAINER_OPTS
+from conftest import REPO, TINY_TRAINER_OPTS, build_in_suite
 from test_deep_prompts import clip_image_pass, clip_text_pass, deep_clip_path  # noqa: F401
 from test_trainers import record_steps
 
@@ -281,26 +281,13 @@ def test_reference_config_file_in_a_reference_suite(tmp_path, tmp_path_factory, 
                                                     config):
     """The reference config file unchanged (depth 9, batch 4, ...) on a tiny CLIP with nine
     blocks per encoder; only the image size, weights, data and length are overridden."""
-    from dassl.engine import build_trainer
-    from dassl.utils import set_random_seed
-    from sar_prompt.demo import prepare, write_tiny_clip
+    from sar_prompt.demo import write_tiny_clip
 
     clip_path = tmp_path_factory.getbasetemp() / "tiny_clip_9.pt"
     if not clip_path.exists():
         write_tiny_clip(clip_path, seed=0, vision_layers=9, transformer_layers=9)
-    cfg = reference_suite_cfg()
-    cfg.merge_from_file(str(REPO / "configs/datasets/demo.yaml"))
-    cfg.merge_from_file(str(REPO / "configs/trainers" / config))
-    prepare(tmp_path / "data")
-    cfg.DATASET.ROOT, cfg.OUTPUT_DIR, cfg.SEED = str(tmp_path / "data"), str(tmp_path / "out"), 1
-    cfg.TRAINER.NAME = trainer_name
-    cfg.merge_from_list(["INPUT.SIZE", "(32, 32)", "MODEL.BACKBONE.PATH", str(clip_path),
-                         "DATALOADER.NUM_WORKERS", "0", "USE_CUDA", "False", "OPTIM.MAX_EPOCH", "1",
-                         "DATASET.NUM_SHOTS", "2", "DATASET.SUBSAMPLE_CLASSES", "base",
-                         "TRAIN.PRINT_FREQ", "100"])
-    cfg.freeze()
-    set_random_seed(1)
-    trainer = build_trainer(cfg)
+    trainer = build_in_suite(reference_suite_cfg(), config, trainer_name, clip_path, tmp_path,
+                             shots=2)
     learner = trainer.model.prompt_learner
     if trainer_name == "MaPLeSAR":
         assert learner.n_ctx == 2 and len(learner.compound_prompts_text) == 8

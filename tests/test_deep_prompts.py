@@ -14,6 +14,7 @@ from sar_prompt.modeling.prompted_clip import PromptedCLIP
 from sar_prompt.modeling.protocol import ImagePrompts
 from sar_prompt.modeling.text_encoder import TextEncoder
 from sar_prompt.modeling.tokens import eot_positions, tokenize
+from test_encoders import with_hooks
 
 NAMES = ["car_side", "grand piano", "ant"]
 
@@ -84,15 +85,6 @@ def test_promptsrc_draws_vision_prompts_then_text_prompts(clip_model):
     none = IndependentPromptLearner(clip_model, TextEncoder(clip_model), NAMES, depth_text=1,
                                     depth_vision=0)
     assert none.image_prompts() is None and list(none.state_dict()) == ["ctx"]
-
-
-def with_hooks(module_hooks, fn):
-    handles = [m.register_forward_pre_hook(h) for m, h in module_hooks]
-    try:
-        return fn()
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def clip_text_pass(clip_model, embeddings, ids, deep):
