@@ -249,6 +249,8 @@ def test_evaluates_a_reference_checkpoint(build_deep, tmp_path, capsys, method, 
     assert "logit_scale (frozen CLIP weights" in log
     assert 0 <= trainer.test() <= 100
     assert json.loads((tmp_path / "new/results.json").read_text())["checkpoint"]["epoch"] == 5
+    if method == "PromptSRC":  # evaluating needs no frozen text features (60 templates)
+        assert trainer._frozen_text is None
 
 
 def reference_suite_cfg():

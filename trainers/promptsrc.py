@@ -50,15 +50,21 @@ class PromptSRC(PromptTuningTrainer):
         c = self.method_cfg
         self.gpa = PromptAggregation(
             gaussian_epoch_weights(self.cfg.OPTIM.MAX_EPOCH, c.GPA_MEAN, c.GPA_STD))
-        # The frozen CLIP's class text features, averaged over the template set (SAR's
-        # target reuses them, so PromptSRCSAR at weight 0 is PromptSRC bit for bit).
-        self.frozen_text = self.handcrafted_features(self.dm.dataset.classnames,
-                                                     "dataset class names")
+        self._frozen_text = None
+
+    def frozen_text_features(self):
+        """The frozen CLIP's class text features, averaged over the template set: computed
+        once, when training first needs them (an evaluation never does)."""
+        if self._frozen_text is None:
+            with torch.autocast(self.device.type, enabled=False):
+                self._frozen_text = self.handcrafted_features(self.dm.dataset.classnames,
+                                                              "dataset class names")
+        return self._frozen_text
 
     def step(self, image, label):
         out = super().step(image, label)
         model, c = self.model, self.method_cfg
-        frozen_text = self.frozen_text
+        frozen_text = self.frozen_text_features()
         with torch.no_grad():
             frozen_image = normalize(model.image_encoder(image))
             frozen_logits = model.logits(frozen_image, frozen_text.to(frozen_image.dtype))

@@ -50,6 +50,9 @@ class SARMixin:
         if not names:
             raise NovelClassesError(f"{path}: every novel class is a training class of "
                                     "this run; SAR has nothing to regularise with.")
+        # the base classes on their own first: encoded exactly as the method encodes them
+        # (KgCoOp's term, PromptSRC's), whichever asks first, so WEIGHT 0 is the method
+        self.handcrafted_features(base, "dataset class names")
         target = self.handcrafted_features(base + names, f"class names and {path}")
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
