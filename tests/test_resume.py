@@ -33,9 +33,13 @@ def test_run_killed_and_restarted_ends_bit_identical(caltech_root, tiny_clip_pat
 
     proc = subprocess.Popen(train_argv(caltech_root, tiny_clip_path, resumed),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = resumed / "prompt_learner" / "model.pth.tar-2"
+    pointer = resumed / "prompt_learner" / "checkpoint"  # written right after each checkpoint
+
+    def saved_epoch_2():
+        return pointer.exists() and pointer.read_text().strip() == "model.pth.tar-2"
+
     deadline = time.monotonic() + 600
-    while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not saved_epoch_2() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL  # killed, not finished
