@@ -82,6 +82,17 @@ def make_cfg(tiny_clip_path, caltech_root, tmp_path):
 
 
 @pytest.fixture
+def one_thread():
+    """The tiny CLIP runs fastest on one thread, and a busy machine is not oversubscribed."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def build_trainer(make_cfg):
     """A Dassl trainer built from `make_cfg(...)`, with Python/NumPy/torch seeded like train.py."""
     import sar_prompt  # noqa: F401

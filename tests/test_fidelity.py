@@ -7,7 +7,6 @@ reference commits, what had to be patched for current PyTorch, and how the rando
 were aligned.
 """
 import pytest
-import torch
 from dassl.utils import set_random_seed
 
 from test_trainers import record_steps
@@ -28,15 +27,6 @@ GOLDEN = {
         4.68388844, 5.00466204, 4.43306637, 4.75311899, 6.21004677, 6.06463051,
         5.83559704, 5.72121525, 5.68212223, 5.53668022, 5.59485531, 5.65729904]),
 }
-
-
-@pytest.fixture
-def one_thread():
-    """The tiny CLIP runs fastest on one thread, and a busy machine is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("method", GOLDEN)

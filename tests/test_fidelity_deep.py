@@ -75,15 +75,6 @@ def vision2_clip_path(tmp_path_factory):
                            vision_layers=2)
 
 
-@pytest.fixture
-def one_thread():
-    """The tiny CLIP runs fastest on one thread, and a busy machine is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def fixed_prompts(learner):
     """PromptSRC's prompts, vision input prompt, deep vision, deep text in order, from fixed
     generators (the reference run's were set the same way)."""
