@@ -337,3 +337,17 @@ def test_base2new_script(tmp_path, deep_clip_path):
     result = json.loads((out / "base2new/test_new" / common / "results.json").read_text())
     assert result["subsample_classes"] == "new" and result["checkpoint"]["epoch"] == 1
     assert "GPA: the final prompts aggregate epochs 1" in proc.stdout
+
+
+def test_every_maple_and_promptsrc_config_loads_in_a_reference_suite():
+    files = sorted((REPO / "configs/trainers").glob("MaPLe/*.yaml")) + \
+        sorted((REPO / "configs/trainers").glob("PromptSRC/*.yaml"))
+    assert len(files) == 5
+    for file in files:
+        cfg = reference_suite_cfg()
+        cfg.merge_from_file(str(file))
+        if "MaPLe" in file.parts:
+            assert cfg.TRAINER.MAPLE.N_CTX == 2 and cfg.TRAINER.MAPLE.PROMPT_DEPTH in (3, 9)
+        else:
+            assert cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT == 25
+            assert cfg.OPTIM.MAX_EPOCH in (20, 50) and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
