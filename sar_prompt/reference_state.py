@@ -1,16 +1,20 @@
 """Matching a saved prompt-learner state dict to the learner a run builds: ours, or one
-saved by the reference CoOp, KgCoOp or CoCoOp code (their checkpoints of `prompt_learner`).
+saved by the reference CoOp, KgCoOp or CoCoOp code (their checkpoints of `prompt_learner`),
+or by the reference MaPLe or PromptSRC code (checkpoints of the whole model).
 
 Only the learner's own state-dict keys (its learnable tensors) are taken; everything else
 is listed as ignored with the reason: the reference code also saves the class-dependent
 token embeddings (`token_prefix`, `token_suffix`, rebuilt here for the current classes,
 which is what lets a base-class checkpoint evaluate on new classes) and tensors its method
-never uses (KgCoOp saves `bias_vectors` and `meta_net.*`). A tensor the learner needs
+never uses (KgCoOp saves `bias_vectors` and `meta_net.*`); MaPLe's and PromptSRC's also
+hold all of CLIP's frozen weights (and PromptSRC's a second copy of its image encoder).
+A tensor the learner needs
 that is missing, or has another shape, stops with a message naming the file and the key.
 
 This works on a state dict already loaded (however it was unpickled), so it composes with
 any checkpoint loader. A learner whose keys a reference names differently lists them in a
-`reference_keys` attribute: {our key: (reference key, ...)}.
+`reference_keys` attribute: {our key: (reference key, ...)}, and the key prefixes under
+which a reference saves frozen CLIP weights in `reference_frozen_prefixes`.
 """
 from dataclasses import dataclass, field
 
@@ -31,7 +35,18 @@ class MatchedState:
         by_reason = {}
         for key, why in self.ignored:
             by_reason.setdefault(why, []).append(key)
-        return "; ".join(f"{', '.join(keys)} ({why})" for why, keys in by_reason.items())
+        return "; ".join(f"{_summarise(keys)} ({why})" for why, keys in by_reason.items())
+
+
+def _summarise(keys, most=6):
+    """Keys as a short list: beyond `most`, those sharing a first component as `prefix.*`."""
+    if len(keys) <= most:
+        return ", ".join(keys)
+    groups = {}
+    for key in keys:
+        groups.setdefault(key.split(".")[0], []).append(key)
+    return ", ".join(group[0] if len(group) == 1 else f"{prefix}.* ({len(group)} keys)"
+                     for prefix, group in groups.items())
 
 
 def _strip_module(key):
@@ -45,6 +60,7 @@ def match_state_dict(saved, module, source, method="this method"):
     shape; the rest of `saved` is returned as `ignored`, each key with the reason."""
     saved = {_strip_module(k): v for k, v in saved.items()}
     aliases = getattr(module, "reference_keys", {})
+    frozen = tuple(getattr(module, "reference_frozen_prefixes", ()))
     expected = module.state_dict()
     state, used, missing, wrong = {}, set(), [], []
     for key, ours in expected.items():
@@ -74,7 +90,11 @@ def match_state_dict(saved, module, source, method="this method"):
     for key in saved:
         if key in used:
             continue
-        why = ("token embeddings of the classes it was trained on; rebuilt for this run's classes"
-               if key.split(".")[-1] in CLASS_DEPENDENT_KEYS else f"not used by {method}")
+        if key.split(".")[-1] in CLASS_DEPENDENT_KEYS:
+            why = "token embeddings of the classes it was trained on; rebuilt for this run's classes"
+        elif key.startswith(frozen):
+            why = "frozen CLIP weights (saved with the whole model); CLIP comes from MODEL.BACKBONE"
+        else:
+            why = f"not used by {method}"
         ignored.append((key, why))
     return MatchedState(state, ignored)

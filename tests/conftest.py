@@ -90,6 +90,17 @@ def make_cfg(tiny_clip_path, caltech_root, tmp_path):
 
 
 @pytest.fixture
+def one_thread():
+    """The tiny CLIP runs fastest on one thread, and a busy machine is not oversubscribed."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def build_trainer(make_cfg):
     """A Dassl trainer built from `make_cfg(...)`, with Python/NumPy/torch seeded like train.py."""
     import sar_prompt  # noqa: F401
@@ -102,3 +113,25 @@ def build_trainer(make_cfg):
         return dassl_build_trainer(cfg)
 
     return build
+
+
+def build_in_suite(cfg, trainer_config, trainer, clip_path, tmp_path, shots):
+    """Build `trainer` as a host suite's train.py would, from `cfg` (the suite's keys and
+    sar_prompt's already declared): the demo dataset, a reference trainer config file
+    unchanged, then only what a tiny CPU run needs (image size, weights, length)."""
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+    from sar_prompt.demo import prepare
+
+    cfg.merge_from_file(str(REPO / "configs/datasets/demo.yaml"))
+    cfg.merge_from_file(str(REPO / "configs/trainers" / trainer_config))
+    prepare(tmp_path / "data")
+    cfg.DATASET.ROOT, cfg.OUTPUT_DIR, cfg.SEED = str(tmp_path / "data"), str(tmp_path / "out"), 1
+    cfg.TRAINER.NAME = trainer
+    cfg.merge_from_list(["INPUT.SIZE", "(32, 32)", "MODEL.BACKBONE.PATH", str(clip_path),
+                         "DATALOADER.NUM_WORKERS", "0", "USE_CUDA", "False", "OPTIM.MAX_EPOCH", "1",
+                         "DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", "base",
+                         "TRAIN.PRINT_FREQ", "100"])
+    cfg.freeze()
+    set_random_seed(1)
+    return build_trainer(cfg)

@@ -7,7 +7,6 @@ reference commits, what had to be patched for current PyTorch, and how the rando
 were aligned.
 """
 import pytest
-import torch
 from dassl.utils import set_random_seed
 
 from test_trainers import record_steps
@@ -46,15 +45,6 @@ COCOOP_WITHOUT_RESEED = [
     6.26142597, 4.85396385, 5.42002535, 4.02264309, 5.07885981, 5.02544212,
     5.82617378, 5.79158783, 4.19920301, 4.89673138, 5.27952528, 5.08512211,
 ]
-
-
-@pytest.fixture
-def one_thread():
-    """The tiny CLIP runs fastest on one thread, and a busy machine is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("method", GOLDEN)

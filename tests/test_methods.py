@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
+from conftest import REPO, build_in_suite
 from test_trainers import record_steps
 
 
@@ -119,10 +119,7 @@ def test_reference_config_file_in_a_coop_repository_suite(tiny_clip_path, tmp_pa
     reference config file unchanged, CoCoOpSAR trains at batch size 1 (on the demo dataset:
     five base classes)."""
     import sar_prompt
-    from sar_prompt.demo import prepare
     from dassl.config import get_cfg_default
-    from dassl.engine import build_trainer
-    from dassl.utils import set_random_seed
     from yacs.config import CfgNode as CN
 
     cfg = get_cfg_default()
@@ -133,18 +130,8 @@ def test_reference_config_file_in_a_coop_repository_suite(tiny_clip_path, tmp_pa
     cfg.TRAINER.COCOOP.N_CTX, cfg.TRAINER.COCOOP.CTX_INIT, cfg.TRAINER.COCOOP.PREC = 16, "", "fp16"
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     sar_prompt.extend_cfg(cfg)
-    cfg.merge_from_file(str(REPO / "configs/datasets/demo.yaml"))
-    cfg.merge_from_file(str(REPO / "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml"))
-    prepare(tmp_path / "data")
-    cfg.DATASET.ROOT, cfg.OUTPUT_DIR, cfg.SEED = str(tmp_path / "data"), str(tmp_path / "out"), 1
-    cfg.TRAINER.NAME = "CoCoOpSAR"
-    cfg.merge_from_list(["INPUT.SIZE", "(32, 32)", "MODEL.BACKBONE.PATH", str(tiny_clip_path),
-                         "DATALOADER.NUM_WORKERS", "0", "USE_CUDA", "False", "OPTIM.MAX_EPOCH", "1",
-                         "DATASET.NUM_SHOTS", "1", "DATASET.SUBSAMPLE_CLASSES", "base",
-                         "TRAIN.PRINT_FREQ", "100"])
-    cfg.freeze()
-    set_random_seed(1)
-    trainer = build_trainer(cfg)
+    trainer = build_in_suite(cfg, "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml", "CoCoOpSAR",
+                             tiny_clip_path, tmp_path, shots=1)
     assert trainer.model.prompt_learner.n_ctx == 4 and trainer.precision == "fp32"
     ctx = trainer.model.prompt_learner.ctx.detach().clone()
     steps = record_steps(trainer)

@@ -1,5 +1,5 @@
-"""Dassl trainers: CoOp, KgCoOp, CoCoOp and their SAR variants (each method + the SAR
-component), and zero-shot CLIP."""
+"""Dassl trainers: CoOp, KgCoOp, CoCoOp, MaPLe, PromptSRC and their SAR variants (each
+method + the SAR component), and zero-shot CLIP."""
 from dassl.engine import TRAINER_REGISTRY
 
 from sar_prompt.registry import register
@@ -7,13 +7,16 @@ from sar_prompt.registry import register
 from .cocoop import CoCoOp
 from .coop import CoOp
 from .kgcoop import KgCoOp
-from .sar import CoCoOpSAR, CoOpSAR, KgCoOpSAR, SARMixin
+from .maple import MaPLe
+from .promptsrc import PromptSRC
+from .sar import CoCoOpSAR, CoOpSAR, KgCoOpSAR, MaPLeSAR, PromptSRCSAR, SARMixin
 from .zsclip import ZeroshotCLIP
 
-ALL = (CoOp, KgCoOp, CoCoOp, ZeroshotCLIP, CoOpSAR, KgCoOpSAR, CoCoOpSAR)
+ALL = (CoOp, KgCoOp, CoCoOp, MaPLe, PromptSRC, ZeroshotCLIP, CoOpSAR, KgCoOpSAR, CoCoOpSAR,
+       MaPLeSAR, PromptSRCSAR)
 
 for _trainer in ALL:
     register(TRAINER_REGISTRY, _trainer)
 
-__all__ = ["CoOp", "KgCoOp", "CoCoOp", "ZeroshotCLIP", "CoOpSAR", "KgCoOpSAR", "CoCoOpSAR",
-           "SARMixin", "ALL"]
+__all__ = ["CoOp", "KgCoOp", "CoCoOp", "MaPLe", "PromptSRC", "ZeroshotCLIP", "CoOpSAR",
+           "KgCoOpSAR", "CoCoOpSAR", "MaPLeSAR", "PromptSRCSAR", "SARMixin", "ALL"]

@@ -4,7 +4,8 @@
 run's precision, the hand-crafted prompts of the method, and evaluation that writes a
 machine-readable result. `PromptTuningTrainer` adds a prompt learner (see
 `sar_prompt.modeling.protocol`): optimising only its learnable tensors, AMP, per-step loss
-terms, and checkpoints that hold only those tensors (ours or a reference implementation's).
+terms, checkpoints that hold only those tensors (ours or a reference implementation's), and
+an exact resume (random-number states in the checkpoint).
 """
 import datetime
 import glob
@@ -208,6 +209,19 @@ class PromptTuningTrainer(CLIPTrainer):
         return self.model.frozen_text_features()
 
     # -- checkpoints -------------------------------------------------------------------
+    # The folder the method's reference code saves its checkpoints in, where that is not
+    # ours (MaPLe's and PromptSRC's save the whole model under another name).
+    reference_model_name = ""
+
+    def model_folder(self, directory, name):
+        """directory/name, or the reference code's folder when only that one exists."""
+        ours = osp.join(directory, name)
+        if self.reference_model_name and not osp.isdir(ours):
+            theirs = osp.join(directory, self.reference_model_name)
+            if osp.isdir(theirs):
+                return theirs
+        return ours
+
     def checkpoint_trust(self):
         """Loading checkpoints that need a full unpickle (they can run code) only if the user
         said so (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.checkpoints)."""
@@ -306,10 +320,11 @@ class PromptTuningTrainer(CLIPTrainer):
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         with self.checkpoint_trust():
             for name in self.get_model_names():
-                path = osp.join(directory, name, model_file)
+                folder = self.model_folder(directory, name)
+                path = osp.join(folder, model_file)
                 if not osp.exists(path):
-                    raise MissingCheckpointError(_missing_model_message(directory, name, path,
-                                                                        epoch))
+                    raise MissingCheckpointError(_missing_model_message(
+                        directory, osp.basename(folder), path, epoch))
                 checkpoint = checkpoints.load(path)
                 matched = match_state_dict(checkpoint["state_dict"], self._models[name], path,
                                            type(self).__name__)

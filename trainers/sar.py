@@ -28,6 +28,8 @@ from sar_prompt.sar import SimilarityAlignment
 from .cocoop import CoCoOp
 from .coop import CoOp
 from .kgcoop import KgCoOp
+from .maple import MaPLe
+from .promptsrc import PromptSRC
 
 
 class SARMixin:
@@ -56,6 +58,9 @@ class SARMixin:
         if not names:
             raise NovelClassesError(f"{path}: every novel class is a training class of "
                                     "this run; SAR has nothing to regularise with.")
+        # the base classes on their own first: encoded exactly as the method encodes them
+        # (KgCoOp's term, PromptSRC's), whichever asks first, so WEIGHT 0 is the method
+        self.handcrafted_features(base, "dataset class names")
         target = self.handcrafted_features(base + names, f"class names and {path}")
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
@@ -65,10 +70,12 @@ class SARMixin:
             seed=cfg.SEED if cfg.SEED >= 0 else None).to(self.device)
         per_step = len(names) if sar_cfg.NUM_NOVEL <= 0 else min(sar_cfg.NUM_NOVEL, len(names))
         condition = f", condition {sar_cfg.CONDITION}" if self.model.conditioned else ""
+        templates = list(self.handcrafted_templates())
+        shown = (repr(templates) if len(templates) <= 3 else  # PromptSRC's set has 60
+                 f"{len(templates)} averaged, from {templates[0]!r}")
         print(f"[sar_prompt] SAR: {len(base)} base + {len(names)} novel classes from {path} "
               f"({novel_list.provenance.get('source')}), {per_step} novel per step, "
-              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, "
-              f"templates {list(self.handcrafted_templates())!r}")
+              f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, templates {shown}")
 
     def sar_class_features(self, out, index):
         """The learnable prompts' class text features SAR aligns: base (C, E), from the
@@ -111,3 +118,11 @@ class KgCoOpSAR(SARMixin, KgCoOp):
 
 class CoCoOpSAR(SARMixin, CoCoOp):
     """CoCoOp + SAR, on the class text features TRAINER.SAR.CONDITION chooses."""
+
+
+class MaPLeSAR(SARMixin, MaPLe):
+    """MaPLe + SAR, on the class text features of MaPLe's deep text prompts."""
+
+
+class PromptSRCSAR(SARMixin, PromptSRC):
+    """PromptSRC + SAR, one more term beside its self-regularising ones."""

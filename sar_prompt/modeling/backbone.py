@@ -1,6 +1,8 @@
 """Load OpenAI CLIP once, for every trainer: by name from the CLIP cache (downloading it
 when online) or from a local file, in the precision the run asks for."""
 import hashlib
+import importlib.util
+import inspect
 import os
 import shutil
 import sys
@@ -8,6 +10,7 @@ import types
 import urllib.request
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,11 +22,51 @@ WEIGHTS_ENV = "SAR_PROMPT_CLIP_WEIGHTS"  # a local weights file, for any backbon
 CACHE_ENV = "SAR_PROMPT_CLIP_CACHE"  # where named weights are cached (default ~/.cache/clip)
 
 
-def import_clip():
-    """Import OpenAI's `clip`. It imports `pkg_resources` only for `packaging`, and
-    setuptools 81+ no longer ships `pkg_resources`: lend it a stand-in for the import."""
-    if "clip" in sys.modules:
-        return sys.modules["clip"]
+OPENAI_DISTRIBUTIONS = ("openai-clip", "clip")  # PyPI's name; the name of a git install
+PRIVATE_NAME = "sar_prompt._openai_clip"  # where OpenAI's package lives when another shadows it
+
+_openai_clip = None
+
+
+def _openai_package_dir():
+    """The folder of the installed OpenAI `clip` package, from its distribution's file list
+    (a host suite's own `clip/` folder is not an installed distribution), or None."""
+    from importlib import metadata
+
+    for name in OPENAI_DISTRIBUTIONS:
+        try:
+            files = metadata.distribution(name).files or ()
+        except metadata.PackageNotFoundError:
+            continue
+        for file in files:
+            if file.as_posix() == "clip/__init__.py":
+                folder = Path(file.locate()).resolve().parent
+                if (folder / "model.py").is_file() and (folder / "simple_tokenizer.py").is_file():
+                    return folder
+    return None
+
+
+def _module_dir(module):
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve().parent if file else None
+
+
+def _is_openai_clip(module) -> bool:
+    """OpenAI's `build_model(state_dict)` takes one argument; the copies MaPLe and PromptSRC
+    ship take their prompt design as a second one."""
+    try:
+        params = inspect.signature(module.model.build_model).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return False
+    required = [p for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 1
+
+
+@contextmanager
+def _pkg_resources_for_clip():
+    """OpenAI's `clip` imports `pkg_resources` only for `packaging`, and setuptools 81+ no
+    longer ships `pkg_resources`: lend it a stand-in for the import."""
     lent = False
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
@@ -37,11 +80,56 @@ def import_clip():
             sys.modules["pkg_resources"] = shim
             lent = True
         try:
-            import clip
+            yield
         finally:
             if lent:
                 del sys.modules["pkg_resources"]
-    return clip
+
+
+def _load_private(folder: Path):
+    """Import the package in `folder` as `PRIVATE_NAME` (its imports are relative), leaving
+    `sys.modules["clip"]` to whoever owns it."""
+    spec = importlib.util.spec_from_file_location(
+        PRIVATE_NAME, folder / "__init__.py", submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PRIVATE_NAME] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[PRIVATE_NAME]
+        raise
+    return module
+
+
+def import_clip():
+    """OpenAI's `clip` package, whichever `clip` comes first on sys.path.
+
+    MaPLe's and PromptSRC's repositories ship their own modified top-level `clip/`, which
+    shadows OpenAI's when their train.py runs. Our backbone always builds from OpenAI's:
+    the plain `import clip` when that is OpenAI's, else the installed OpenAI package loaded
+    from its own folder under a private name (the host keeps its `clip`)."""
+    global _openai_clip
+    if _openai_clip is not None:
+        return _openai_clip
+    folder = _openai_package_dir()
+    with _pkg_resources_for_clip():
+        try:
+            spec = importlib.util.find_spec("clip")
+        except ValueError:  # a `clip` in sys.modules without a spec
+            spec = None
+        visible = Path(spec.origin).resolve().parent if spec and spec.origin else None
+        if folder is not None and visible != folder:
+            module = _load_private(folder)
+        else:
+            import clip as module
+    if not _is_openai_clip(module):
+        where = _module_dir(module) or "an unknown place"
+        raise WeightsError(
+            f"The `clip` package at {where} is not OpenAI's (its model.build_model takes extra "
+            "arguments, as the modified copies in the MaPLe and PromptSRC repositories do), and "
+            "OpenAI's is not installed. Install it: pip install openai-clip")
+    _openai_clip = module
+    return module
 
 
 def available_models():

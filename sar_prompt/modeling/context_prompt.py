@@ -35,12 +35,14 @@ class ClassTokens(nn.Module):
 
 class ContextPromptLearner(nn.Module):
     """CoOp's prompt learner (see `protocol.PromptLearner`): a context shared by all classes,
-    or one per class (`csc`), initialised from words or at random."""
+    or one per class (`csc`), initialised from words or at random. `init_tokens`: with
+    `ctx_init`, only its first so many tokens become the context and the other words stay
+    fixed text before the class name (MaPLe, PromptSRC); default all (CoOp)."""
 
     conditioned = False
 
     def __init__(self, clip_model, text_encoder, classnames, n_ctx=16, ctx_init="", csc=False,
-                 class_token_position="end"):
+                 class_token_position="end", init_tokens=None):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ValueError(f"class_token_position is {class_token_position!r}; use one of "
@@ -57,7 +59,12 @@ class ContextPromptLearner(nn.Module):
         if ctx_init:
             # One context vector per BPE token of the words (CoOp counts words, which is the
             # same for "a photo of a" but not for words BPE splits).
-            n_ctx = len(bpe().encode(ctx_init))
+            n_words = len(bpe().encode(ctx_init))
+            n_ctx = n_words if init_tokens is None else init_tokens
+            if not 1 <= n_ctx <= n_words:
+                raise ConfigError(f"CTX_INIT {ctx_init!r} has {n_words} tokens, too few to "
+                                  f"initialise {n_ctx} context tokens: give at least {n_ctx} "
+                                  "words, fewer context tokens, or CTX_INIT \"\" (random).")
             with torch.no_grad():
                 ids = tokenize([ctx_init], source=f"CTX_INIT {ctx_init!r}", error=ConfigError)
                 ctx = text_encoder.embed(ids)[0, 1:1 + n_ctx].clone()
