@@ -36,6 +36,22 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 from fixtures import write_caltech101  # noqa: E402
 
 
+SLOW_ENV = "SAR_PROMPT_SLOW_TESTS"  # 1: also run the end-to-end tests marked slow
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"slow: a long end-to-end test, run only with {SLOW_ENV}=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(SLOW_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"slow end-to-end test; set {SLOW_ENV}=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_report_header(config):
     return f"dassl: {'test double (tests/dassl_double)' if USING_DOUBLE else dassl.__file__}"
 

@@ -51,7 +51,7 @@ def accuracy(run_dir):
     return json.loads((run_dir / "results.json").read_text())["accuracy"]
 
 
-@pytest.mark.parametrize("trainer", ["CoOpSAR", "KgCoOpSAR"])
+@pytest.mark.parametrize("trainer", ["CoOpSAR", pytest.param("KgCoOpSAR", marks=pytest.mark.slow)])
 def test_base2new_on_a_fixture_dataset(trainer, caltech_root, tiny_clip_path, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG)
