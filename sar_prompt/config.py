@@ -69,6 +69,12 @@ SAR_DEFAULTS = {
     "CONDITION": "each_image",  # each_image | batch_mean | none
 }
 
+# How the learnable prompts' text pass runs with gradients; losses are the same either way.
+TEXT_ENCODER_DEFAULTS = {
+    "CHUNK_SIZE": 0,  # prompts per text-encoder pass; 0 = all in one pass
+    "CHECKPOINT": False,  # activation checkpointing per pass: recompute in backward, less memory
+}
+
 SAR_LOSSES = ("kl", "l1", "mse")
 SAR_CONDITIONS = ("each_image", "batch_mean", "none")
 PRECISIONS = ("fp16", "fp32", "amp")
@@ -98,6 +104,7 @@ def extend_cfg(cfg):
     _declare(cfg.MODEL.BACKBONE, {"PATH": ""})
     # Checkpoints that need a full unpickle can run code; load them only if True.
     _declare(cfg.MODEL, {"TRUST_CHECKPOINT_CODE": False})
+    _declare(_declare_node(cfg.MODEL, "TEXT_ENCODER"), TEXT_ENCODER_DEFAULTS)
     return cfg
 
 
@@ -128,7 +135,8 @@ def require_keys(cfg, keys, who):
 
 def required_trainer_keys(node="", sar=False):
     """The keys a trainer reading TRAINER.<node> (none if "") and, with `sar`, TRAINER.SAR reads."""
-    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH", "MODEL.TRUST_CHECKPOINT_CODE"]
+    keys = ["DATASET.SUBSAMPLE_CLASSES", "MODEL.BACKBONE.PATH", "MODEL.TRUST_CHECKPOINT_CODE",
+            *(f"MODEL.TEXT_ENCODER.{k}" for k in TEXT_ENCODER_DEFAULTS)]
     if node:
         keys += [f"TRAINER.{node}.{k}" for k in METHOD_NODES[node]]
     if sar:
@@ -160,7 +168,8 @@ def _check(ok, key, value, must):
 
 
 def _default_of(node, name):
-    defaults = SAR_DEFAULTS if node == "TRAINER.SAR" else METHOD_NODES.get(node.split(".")[-1])
+    defaults = {"TRAINER.SAR": SAR_DEFAULTS, "MODEL.TEXT_ENCODER": TEXT_ENCODER_DEFAULTS}.get(
+        node) or METHOD_NODES.get(node.split(".")[-1])
     return (defaults or {}).get(name)
 
 
@@ -222,6 +231,14 @@ def check_method_cfg(cfg, node):
     for key in METHOD_NODES[node]:
         if key in METHOD_KEY_CHECKS:
             METHOD_KEY_CHECKS[key](values[key], f"TRAINER.{node}.{key}")
+
+
+TEXT_ENCODER_KEY_CHECKS = {"CHUNK_SIZE": non_negative_int, "CHECKPOINT": boolean}
+
+
+def check_text_encoder_cfg(cfg):
+    for key, check in TEXT_ENCODER_KEY_CHECKS.items():
+        check(cfg.MODEL.TEXT_ENCODER[key], f"MODEL.TEXT_ENCODER.{key}")
 
 
 def check_sar_cfg(cfg):

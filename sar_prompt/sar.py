@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modeling.transfer import to_device
+
 LOSSES = ("kl", "l1", "mse")
 
 
@@ -78,7 +80,8 @@ class SimilarityAlignment(nn.Module):
             self.generator.manual_seed(seed)
 
     def sample_novel(self):
-        """Indices (into the novel list) of the novel classes used this step."""
+        """Indices (into the novel list) of the novel classes used this step, on the CPU
+        (SAR's generator is a CPU one, so runs sample the same classes on any device)."""
         k = self.num_novel_total
         if self.num_novel <= 0 or self.num_novel >= k:
             return torch.arange(k)
@@ -88,7 +91,8 @@ class SimilarityAlignment(nn.Module):
         """SAR loss given the learnable prompts' normalised features of the base classes
         (B, E) and of the novel classes `novel_index` (k, E)."""
         learned = torch.cat([base_features, novel_features]).float()
-        rows = torch.cat([torch.arange(self.num_base), self.num_base + novel_index.cpu()])
-        target = self.target_features[rows.to(self.target_features.device)]
+        target = torch.cat([self.target_features[:self.num_base],
+                            self.target_features[self.num_base:][
+                                to_device(novel_index, self.target_features.device)]])
         return similarity_alignment_loss(learned @ learned.t(), target @ target.t(), self.loss,
                                          self.temperature, self.exclude_self)

@@ -10,6 +10,7 @@ an exact resume (random-number states in the checkpoint).
 import datetime
 import glob
 import json
+import math
 import os.path as osp
 from collections import OrderedDict
 from contextlib import nullcontext
@@ -23,7 +24,8 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_pretrained_weights, torchtools
 
 from sar_prompt import checkpoints, rng, run_result
-from sar_prompt.config import check_method_cfg, check_sar_cfg, require_keys, required_trainer_keys
+from sar_prompt.config import (check_method_cfg, check_sar_cfg, check_text_encoder_cfg,
+                               require_keys, required_trainer_keys)
 from sar_prompt.errors import CheckpointError, ConfigError, MissingCheckpointError
 from sar_prompt.io import atomic_write_json
 from sar_prompt.modeling.backbone import effective_precision, load_clip
@@ -45,12 +47,14 @@ class StepOutput:
     class_text_features: (C, E), the class text features that regularisers compare with
         the hand-crafted ones (KgCoOp's term, SAR): `text_features`, or for an
         image-conditioned method their normalised mean over the batch's images.
+    extra_text: features of `extra_text_requests`, in their order, shaped as text_features.
     """
     logits: torch.Tensor
     image_features: torch.Tensor
     text_features: torch.Tensor
     class_text_features: Optional[torch.Tensor] = None
     terms: "OrderedDict[str, tuple]" = field(default_factory=OrderedDict)
+    extra_text: list = field(default_factory=list)
 
     def total(self):
         return sum(w * v for w, v in self.terms.values() if w != 0)
@@ -71,6 +75,7 @@ class CLIPTrainer(TrainerX):
     def check_cfg(self, cfg):
         require_keys(cfg, required_trainer_keys(self.config_node, sar=self.uses_sar),
                      type(self).__name__)
+        check_text_encoder_cfg(cfg)
         if self.config_node:
             check_method_cfg(cfg, self.config_node)
         if self.uses_sar:
@@ -92,7 +97,9 @@ class CLIPTrainer(TrainerX):
         for p in clip_model.parameters():
             p.requires_grad_(False)
         self.clip_model = clip_model
-        self.text_encoder = TextEncoder(clip_model)
+        options = cfg.MODEL.TEXT_ENCODER
+        self.text_encoder = TextEncoder(clip_model, chunk_size=options.CHUNK_SIZE,
+                                        checkpoint=options.CHECKPOINT)
         self.image_encoder = ImageEncoder(clip_model.visual)
         return clip_model
 
@@ -165,42 +172,65 @@ class PromptTuningTrainer(CLIPTrainer):
         return nullcontext()
 
     # -- training ----------------------------------------------------------------------
+    def extra_text_requests(self):
+        """Other prompt sets, [(tokens, index), ...], to encode in the same text pass as the
+        classes' (SAR's novel classes); their features come back in `StepOutput.extra_text`."""
+        return []
+
     def step(self, image, label) -> StepOutput:
         """The method's forward pass and loss terms for one batch (CoOp: cross-entropy)."""
         model = self.model
         image_features = model.encode_images(image)
-        if model.conditioned:
-            text = model.text_features(condition=image_features)
-            class_text = mean_over_images(text)
-        else:
-            text = class_text = model.text_features()
+        condition = image_features if model.conditioned else None
+        text, *extra = model.text_features_of([(None, None), *self.extra_text_requests()],
+                                              condition)
+        class_text = mean_over_images(text) if model.conditioned else text
         logits = model.logits(image_features, text)
-        out = StepOutput(logits, image_features, text, class_text)
+        out = StepOutput(logits, image_features, text, class_text, extra_text=extra)
         out.terms["ce"] = (1.0, torch.nn.functional.cross_entropy(logits, label))
         return out
 
+    def logged_this_step(self):
+        """Whether Dassl prints this batch's losses (its rule in TrainerX.run_epoch)."""
+        freq = self.cfg.TRAIN.PRINT_FREQ
+        batches = getattr(self, "num_batches", None)
+        if batches is None:
+            return True
+        return (getattr(self, "batch_idx", 0) + 1) % freq == 0 or batches < freq
+
     def forward_backward(self, batch):
+        """One optimisation step. The logged values are read from the device in one batch,
+        after the backward pass and before the update (a non-finite loss stops the run
+        there, as Dassl's anomaly check does), so the step waits for the device once."""
         image, label = self.parse_batch_train(batch)
         with self.autocast():
             out = self.step(image, label)
             loss = out.total()
+        self.model_zero_grad()
         if self.scaler is not None:
-            self.optim.zero_grad()
-            self.detect_anomaly(loss)
             self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        names = ["loss", "acc", *(out.terms if len(out.terms) > 1 else ())]
+        values = [loss, compute_accuracy(out.logits, label)[0].reshape(()),
+                  *(v for _, v in out.terms.values())][:len(names)]
+        summary = dict(zip(names, torch.stack([v.detach().float().reshape(())
+                                               for v in values]).tolist()))
+        if not math.isfinite(summary["loss"]) and self.scaler is None:
+            raise FloatingPointError("Loss is infinite or NaN!")
+        if self.scaler is not None:  # AMP skips non-finite steps and lowers its scale
             self.scaler.step(self.optim)
             self.scaler.update()
         else:
-            self.model_backward_and_update(loss)
-        summary = {"loss": loss.item(), "acc": compute_accuracy(out.logits, label)[0].item()}
-        if len(out.terms) > 1:
-            summary.update({name: value.item() for name, (_, value) in out.terms.items()})
+            self.model_update()
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
 
     def parse_batch_train(self, batch):
-        return batch["img"].to(self.device), batch["label"].to(self.device)
+        # asynchronous from the loader's pinned memory (Dassl pins it on CUDA)
+        return (batch["img"].to(self.device, non_blocking=True),
+                batch["label"].to(self.device, non_blocking=True))
 
     def model_inference(self, input):
         return self.model(input)

@@ -21,6 +21,7 @@ import torch
 from sar_prompt import novel
 from sar_prompt.catalog import by_key, novel_key_for
 from sar_prompt.errors import NovelClassesError
+from sar_prompt.modeling.prompted_clip import mean_over_images
 from sar_prompt.modeling.text_encoder import normalize
 from sar_prompt.novel import normalized
 from sar_prompt.sar import SimilarityAlignment
@@ -62,6 +63,7 @@ class SARMixin:
         # (KgCoOp's term, PromptSRC's), whichever asks first, so WEIGHT 0 is the method
         self.handcrafted_features(base, "dataset class names")
         target = self.handcrafted_features(base + names, f"class names and {path}")
+        self._sar_index = None  # the novel classes sampled for the current step
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
         self.sar = SimilarityAlignment(
@@ -81,6 +83,10 @@ class SARMixin:
         """The learnable prompts' class text features SAR aligns: base (C, E), from the
         step's output where possible, and the sampled novel classes `index` (k, E)."""
         model = self.model
+        if out.extra_text:  # the novel classes ran in the step's own text pass
+            novel = out.extra_text[0]
+            return out.class_text_features, (mean_over_images(novel) if novel.dim() == 3
+                                              else novel)
         if not model.conditioned:
             return out.class_text_features, model.text_features(self.novel_tokens, index)
         mode = self.cfg.TRAINER.SAR.CONDITION
@@ -96,12 +102,28 @@ class SARMixin:
     def random_generators(self):
         return {**super().random_generators(), "sar": self.sar.generator}
 
+    def extra_text_requests(self):
+        """The sampled novel classes join the method's own text pass when SAR trains and
+        reads the same features as the method (not for CoCoOp's other CONDITION modes)."""
+        index = self._sar_index
+        joins = (index is not None and self.cfg.TRAINER.SAR.WEIGHT != 0
+                 and torch.is_grad_enabled()
+                 and (not self.model.conditioned or self.cfg.TRAINER.SAR.CONDITION == "each_image"))
+        return [*super().extra_text_requests(), *([(self.novel_tokens, index)] if joins else [])]
+
     def step(self, image, label):
-        out = super().step(image, label)
+        """The method's step plus the SAR term. With WEIGHT 0 the term is a diagnostic: it
+        is computed, without gradients, only on the steps whose losses are printed."""
         weight = self.cfg.TRAINER.SAR.WEIGHT
-        index = self.sar.sample_novel()
+        active = weight != 0 or self.logged_this_step()
+        # sampled on the CPU by SAR's own generator: the prompts' lengths are known there
+        self._sar_index = self.sar.sample_novel() if active else None
+        out = super().step(image, label)
+        if not active:
+            return out
+        index = self._sar_index
         with torch.set_grad_enabled(weight != 0 and torch.is_grad_enabled()):
-            base_features, novel_features = self.sar_class_features(out, index.to(self.device))
+            base_features, novel_features = self.sar_class_features(out, index)
             if weight == 0:
                 base_features = base_features.detach()
             out.terms["sar"] = (weight, self.sar(base_features, novel_features, index))

@@ -37,4 +37,5 @@ class ConditionalPromptLearner(ContextPromptLearner):
         embeddings = torch.cat([prefix.unsqueeze(0).expand(batch, -1, -1, -1),
                                 ctx.unsqueeze(1).expand(-1, n, -1, -1),
                                 suffix.unsqueeze(0).expand(batch, -1, -1, -1)], dim=2)
-        return TextPrompts(embeddings.flatten(0, 1), eot.repeat(batch))
+        return self.as_text_prompts(embeddings.flatten(0, 1), eot.repeat(batch), tokens, index,
+                                 groups=batch)

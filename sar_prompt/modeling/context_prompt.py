@@ -7,7 +7,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .protocol import TextPrompts
-from .tokens import bpe, eot_positions, tokenize
+from .tokens import bpe, eot_positions, shared_prefix_length, tokenize
+from .transfer import to_device
 
 DEFAULT_CTX_INIT = "a photo of a"  # what KgCoOp's CTX_INIT=True means
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -22,12 +23,22 @@ class ClassTokens(nn.Module):
     after the longest end-of-text token. Rebuilt for each class set, never saved (buffers are
     non-persistent), so a checkpoint trained on base classes loads for new ones."""
 
-    def __init__(self, prefix, suffix, eot, name_lens):
+    def __init__(self, prefix, suffix, eot, name_lens, shared_prefix=0):
         super().__init__()
         self.register_buffer("prefix", prefix, persistent=False)  # (N, 1, D): SOS
         self.register_buffer("suffix", suffix, persistent=False)  # (N, L-1-M, D): name . EOS
         self.register_buffer("eot", eot, persistent=False)  # (N,)
+        # Python copies, so building prompts never reads a tensor back from the device
+        self.eot_list = eot.tolist()
         self.name_lens = name_lens  # BPE tokens of each name
+        self.shared_prefix = shared_prefix  # leading positions equal in every row
+
+    def length(self, index=None):
+        """Positions up to the last EOT of the rows `index` (all rows without one, or when
+        `index` is not on the CPU: reading it would wait for the device)."""
+        if index is None or index.device.type != "cpu" or not len(index):
+            return max(self.eot_list) + 1
+        return max(self.eot_list[i] for i in index.tolist()) + 1
 
     def __len__(self):
         return self.prefix.shape[0]
@@ -96,16 +107,27 @@ class ContextPromptLearner(nn.Module):
         ids = ids[:, :int(eot.max()) + 1]
         emb = encoder.embed(ids.to(encoder.token_embedding.weight.device))
         name_lens = [len(bpe().encode(class_prompt_text(n))) for n in names]
-        tokens = ClassTokens(emb[:, :1], emb[:, 1 + self.n_ctx:], eot, name_lens)
+        tokens = ClassTokens(emb[:, :1], emb[:, 1 + self.n_ctx:], eot, name_lens,
+                             self.shared_positions(ids, eot))
         return tokens.to(emb.device)
+
+    def shared_positions(self, ids, eot):
+        """Leading positions the same in every prompt of `ids` and in any other set of names
+        this learner prompts: the start token, the context and fixed words before the name.
+        Only with the name at the end (elsewhere the name comes first); 0 if none."""
+        if self.class_token_position != "end":
+            return 0
+        template = 1 + len(bpe().encode(self.prompt_prefix))  # not into the names
+        shared = min(shared_prefix_length(ids, eot), template)
+        return shared if shared > self.n_ctx else 0
 
     def image_prompts(self):
         return None  # the image path has nothing learnable
 
     def rows(self, tokens=None, index=None):
         """(prefix, suffix, eot, name_lens, ctx) of `tokens` (default: the dataset's
-        classes), only the rows `index` if given; ctx is (n_ctx, D) or, class-specific,
-        (rows, n_ctx, D)."""
+        classes), only the rows `index` if given (best on the CPU: see
+        `ClassTokens.length`); ctx is (n_ctx, D) or, class-specific, (rows, n_ctx, D)."""
         if tokens is None:
             tokens = self.classes
         elif self.csc:
@@ -116,11 +138,20 @@ class ContextPromptLearner(nn.Module):
         name_lens = tokens.name_lens
         ctx = self.ctx
         if index is not None:
+            if self.class_token_position != "end":  # only front/middle need the lengths
+                name_lens = [name_lens[i] for i in index.tolist()]
+            index = to_device(index, prefix.device)
             prefix, suffix, eot = prefix[index], suffix[index], eot[index]
-            name_lens = [name_lens[i] for i in index.tolist()]
             if ctx.dim() == 3:
                 ctx = ctx[index]
         return prefix, suffix, eot, name_lens, ctx
+
+    def as_text_prompts(self, embeddings, eot, tokens, index, groups=1):
+        """`TextPrompts` with what is known of `tokens` without reading the device."""
+        tokens = self.classes if tokens is None else tokens
+        shared = tokens.shared_prefix if self.ctx.dim() == 2 else 0  # CSC: rows differ
+        return TextPrompts(embeddings, eot, length=tokens.length(index), shared_prefix=shared,
+                           groups=groups)
 
     def forward(self, tokens: ClassTokens = None, index: torch.Tensor = None,
                 condition=None) -> TextPrompts:
@@ -134,7 +165,7 @@ class ContextPromptLearner(nn.Module):
             ctx = ctx.unsqueeze(0).expand(n, -1, -1)
 
         if self.class_token_position == "end":
-            return TextPrompts(torch.cat([prefix, ctx, suffix], dim=1), eot)
+            return self.as_text_prompts(torch.cat([prefix, ctx, suffix], dim=1), eot, tokens, index)
         # front / middle: the name moves into the context. Rows with equal name length are
         # sliced together, so the cost grows with distinct lengths, not with classes.
         groups = defaultdict(list)
@@ -152,4 +183,4 @@ class ContextPromptLearner(nn.Module):
             else:  # middle
                 parts = [prefix[rows], c[:, :half], name, c[:, half:], rest]
             out[rows] = torch.cat(parts, dim=1)
-        return TextPrompts(out, eot)
+        return self.as_text_prompts(out, eot, tokens, index)

@@ -92,7 +92,8 @@ class DeepPromptLearner(ContextPromptLearner):
 
     def forward(self, tokens=None, index=None, condition=None) -> TextPrompts:
         prompts = super().forward(tokens, index, condition)
-        return TextPrompts(prompts.embeddings, prompts.eot, tuple(self.text_deep_prompts()))
+        prompts.deep = tuple(self.text_deep_prompts())
+        return prompts
 
 
 class MaPLePromptLearner(DeepPromptLearner):

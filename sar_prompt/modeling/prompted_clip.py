@@ -4,14 +4,68 @@ image."""
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .image_encoder import ImageEncoder
+from .protocol import TextPrompts
 from .text_encoder import normalize
 
 # Prompts per text-encoder pass when each image has its own prompts for every class:
 # bounds memory (rows x positions x width activations) at evaluation on many classes.
 ROWS_PER_TEXT_PASS = 4096
+
+
+def _count(learner, tokens, index):
+    if index is not None:
+        return len(index)
+    return len(tokens if tokens is not None else learner.classes)
+
+
+def pass_cost(prompts):
+    """Token positions a text pass runs for `prompts` (`TextPrompts`)."""
+    length = prompts.length or prompts.embeddings.shape[1]
+    rows = prompts.eot.shape[0]
+    return rows * (length - prompts.shared_prefix) + prompts.groups * prompts.shared_prefix
+
+
+# A joined pass may run this much more than separate passes and still be the faster: its
+# matrix products are larger, and each pass has a fixed cost (12 blocks of kernel launches).
+JOIN_SLACK = 1.25
+
+
+def plan_passes(prompts):
+    """Which of `prompts` to encode together: [[0, 1]] (one pass) when the joined pass runs
+    at most JOIN_SLACK times the positions of separate ones (names of very different
+    lengths pad the short ones), else [[0], [1], ...]."""
+    single = [[i] for i in range(len(prompts))]
+    if len(prompts) < 2 or any(p.groups != prompts[0].groups for p in prompts) or any(
+            d is not None and d.dim() != 2 for p in prompts for d in p.deep):
+        return single
+    joined = pass_cost(join_prompts(prompts, pad=False))
+    return [list(range(len(prompts)))] if joined <= JOIN_SLACK * sum(map(pass_cost, prompts)) \
+        else single
+
+
+def join_prompts(prompts, pad=True):
+    """One `TextPrompts` holding the rows of all `prompts` (same learner, same groups),
+    image-major per group: each group's rows of the first set, then of the second... The
+    shorter embeddings are padded with zeros, which never reach a feature (they come after
+    every row's EOT). With pad=False only the fields `pass_cost` reads are filled."""
+    if len(prompts) == 1:
+        return prompts[0]
+    groups = prompts[0].groups
+    width = max(p.embeddings.shape[1] for p in prompts)
+    lengths = [p.length for p in prompts]
+    length = None if None in lengths else max(lengths)
+    eot = torch.cat([p.eot.view(groups, -1) for p in prompts], dim=1).flatten()
+    shared = min(p.shared_prefix for p in prompts)
+    if not pad:
+        return TextPrompts(prompts[0].embeddings[:0], eot, (), length or width, shared, groups)
+    embeddings = torch.cat([
+        F.pad(p.embeddings, (0, 0, 0, width - p.embeddings.shape[1]))
+        .view(groups, -1, width, p.embeddings.shape[-1]) for p in prompts], dim=1)
+    return TextPrompts(embeddings.flatten(0, 1), eot, prompts[0].deep, length, shared, groups)
 
 
 def mean_over_images(features):
@@ -42,22 +96,41 @@ class PromptedCLIP(nn.Module):
         """Normalised features of the learnable prompts for `tokens` (default: the dataset's
         classes), only the rows `index` if given: (N, E); with `condition` (B, E), the
         image features an image-conditioned learner reads, one set per image: (B, N, E)."""
+        if condition is None and tokens is None and index is None \
+                and self._cached_text is not None:
+            return self._cached_text
+        return self.text_features_of([(tokens, index)], condition)[0]
+
+    def text_features_of(self, requests, condition=None):
+        """`text_features` of several prompt sets, `requests` = [(tokens, index), ...], with
+        one text-encoder pass for all of them where that costs no more than one per set
+        (`plan_passes`): a list of (N_i, E), or (B, N_i, E) with `condition`."""
+        learner = self.prompt_learner
         if condition is None:
-            if tokens is None and index is None and self._cached_text is not None:
-                return self._cached_text
-            prompts = self.prompt_learner(tokens, index)
-            return normalize(self.text_encoder(prompts.embeddings, prompts.eot, prompts.deep))
-        if index is not None:
-            rows = len(index)
-        else:
-            rows = len(tokens if tokens is not None else self.prompt_learner.classes)
+            prompts = [learner(tokens, index) for tokens, index in requests]
+            return self._encode_sets(prompts)
+        rows = sum(_count(learner, tokens, index) for tokens, index in requests)
         images_per_pass = max(1, self.rows_per_text_pass // max(rows, 1))
-        out = []
+        parts = []
         for chunk in condition.split(images_per_pass):
-            prompts = self.prompt_learner(tokens, index, chunk)
-            feats = self.text_encoder(prompts.embeddings, prompts.eot, prompts.deep)
-            out.append(normalize(feats).view(chunk.shape[0], rows, -1))
-        return torch.cat(out)
+            prompts = [learner(tokens, index, chunk) for tokens, index in requests]
+            feats = self._encode_sets(prompts)
+            parts.append([f.view(chunk.shape[0], -1, f.shape[-1]) for f in feats])
+        return [torch.cat(per_set) for per_set in zip(*parts)]
+
+    def _encode_sets(self, prompts):
+        out = []
+        for group in plan_passes(prompts):
+            joined = join_prompts([prompts[i] for i in group])
+            feats = normalize(self.text_encoder.encode(joined))
+            if len(group) > 1:  # back to one tensor per set (rows image-major per set)
+                g = joined.groups
+                sizes = [prompts[i].eot.shape[0] // g for i in group]
+                feats = [f.flatten(0, 1) for f in feats.view(g, -1, feats.shape[-1]).split(sizes, 1)]
+            else:
+                feats = [feats]
+            out.extend(zip(group, feats))
+        return [f for _, f in sorted(out, key=lambda pair: pair[0])]
 
     def class_text_features(self, tokens=None, index=None, condition=None):
         """(N, E) class text features: `text_features`, averaged over the images (and

@@ -28,10 +28,21 @@ class TextPrompts:
     deep: per-layer prompts; `deep[k]` replaces the hidden states of the context tokens
         (positions 1 .. 1+n) at the input of transformer block k+1. Each is (n, D), shared
         by all rows, or (rows, n, D). Empty for methods with input-level prompts only.
+    length: positions the encoder runs, max(eot) + 1 or more; a Python int known when the
+        prompts are built, so the encoder never reads `eot` back from the device (None:
+        it does, from `eot`).
+    shared_prefix: the first `shared_prefix` positions are the same in every row of a group
+        (start token, context, any fixed words before the class name), and so are the
+        deep prompts there; the encoder then runs them once per group (0: no sharing).
+    groups: rows form this many consecutive groups of equal size (an image-conditioned
+        learner: one per image), each with its own shared prefix.
     """
     embeddings: torch.Tensor
     eot: torch.Tensor
     deep: Sequence[torch.Tensor] = ()
+    length: Optional[int] = None
+    shared_prefix: int = 0
+    groups: int = 1
 
 
 @dataclass

@@ -45,3 +45,13 @@ def tokenize(texts, source="prompt", error=NovelClassesError):
 def eot_positions(token_ids: torch.Tensor) -> torch.Tensor:
     """Index of the end-of-text token in each row (it has the largest id in CLIP's vocabulary)."""
     return token_ids.argmax(dim=-1)
+
+
+def shared_prefix_length(token_ids: torch.Tensor, eot: torch.Tensor) -> int:
+    """How many leading positions are the same token in every row (the start token and any
+    words before the class name), at most up to the first end-of-text token: those positions
+    have the same hidden states in every row, since CLIP's text attention is causal."""
+    same = (token_ids == token_ids[:1]).all(dim=0)
+    differing = (~same).nonzero()
+    length = int(differing[0]) if len(differing) else token_ids.shape[1]
+    return min(length, int(eot.min()))

@@ -1,0 +1,160 @@
+"""The text pass's exact savings and options: a shared prefix run once, several prompt sets
+in one pass, chunks with activation checkpointing. Each must give the features, losses and
+gradients of the plain pass."""
+import pytest
+import torch
+
+from sar_prompt.demo import TINY_CLIP
+from sar_prompt.modeling.backbone import import_clip
+from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
+from sar_prompt.modeling.context_prompt import ContextPromptLearner
+from sar_prompt.modeling.deep_prompt import MaPLePromptLearner
+from sar_prompt.modeling.prompted_clip import PromptedCLIP, join_prompts, plan_passes
+from sar_prompt.modeling.text_encoder import TextEncoder
+from sar_prompt.modeling.tokens import eot_positions, tokenize
+
+NAMES = ["car_side", "grand piano", "ant", "stop_sign", "crocodile head", "wild cat"]
+NOVEL = ["hot air balloon", "tiger", "a very long and winding name of a thing", "owl"]
+
+
+@pytest.fixture(scope="module")
+def clip_model():
+    """Four heads and three blocks, so head splitting and deep prompts are exercised."""
+    torch.manual_seed(0)
+    return import_clip().model.CLIP(**{**TINY_CLIP, "transformer_heads": 4,
+                                       "transformer_layers": 3}).float().eval()
+
+
+def plain(encoder, prompts):
+    """The reference pass: every row on its own, no shared prefix, no chunks."""
+    return encoder(prompts.embeddings, prompts.eot, prompts.deep)
+
+
+def test_the_plain_pass_is_clips_own(clip_model):
+    encoder = TextEncoder(clip_model)
+    ids = tokenize([f"a photo of a {n}." for n in NAMES])
+    with torch.no_grad():
+        ours = encoder(encoder.embed(ids), eot_positions(ids))
+        shared = encoder.encode_token_ids(ids, normalized=False)
+        theirs = clip_model.encode_text(ids)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", ["coop", "cocoop", "maple"])
+def test_shared_prefix_gives_the_plain_features_and_gradients(clip_model, make):
+    encoder = TextEncoder(clip_model)
+    torch.manual_seed(1)
+    if make == "coop":
+        learner = ContextPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a")
+        prompts = learner()
+    elif make == "cocoop":
+        learner = ConditionalPromptLearner(clip_model, encoder, NAMES, n_ctx=3)
+        prompts = learner(condition=torch.randn(3, clip_model.visual.output_dim))
+    else:
+        learner = MaPLePromptLearner(clip_model, encoder, NAMES, n_ctx=2, depth=3)
+        prompts = learner()
+    assert prompts.shared_prefix == 1 + learner.n_ctx + (2 if make == "maple" else 0)
+    assert prompts.groups == (3 if make == "cocoop" else 1)
+    assert prompts.length == int(prompts.eot.max()) + 1
+    weights = torch.randn(prompts.eot.shape[0], clip_model.text_projection.shape[1])
+    grads = []
+    for run in (encoder.encode, lambda p: plain(encoder, p)):
+        learner.zero_grad()
+        prompts = learner(condition=torch.randn(3, 32, generator=torch.Generator().manual_seed(2))) \
+            if make == "cocoop" else learner()
+        feats = run(prompts)
+        (feats * weights).sum().backward()
+        grads.append((feats.detach(), [p.grad.clone() for p in learner.parameters()
+                                       if p.grad is not None]))
+    (shared, shared_grads), (reference, reference_grads) = grads
+    torch.testing.assert_close(shared, reference, rtol=1e-5, atol=1e-5)
+    assert len(shared_grads) == len(reference_grads) > 0
+    for a, b in zip(shared_grads, reference_grads):  # fp32 sums in another order
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+def test_no_shared_prefix_where_rows_differ_inside_it(clip_model):
+    encoder = TextEncoder(clip_model)
+    for kw in ({"class_token_position": "front"}, {"class_token_position": "middle"},
+               {"csc": True, "n_ctx": 4}):
+        assert ContextPromptLearner(clip_model, encoder, NAMES, **kw)().shared_prefix == 0
+
+
+def test_prompt_length_is_known_without_reading_the_device(clip_model):
+    learner = ContextPromptLearner(clip_model, TextEncoder(clip_model), NAMES,
+                                   ctx_init="a photo of a")
+    novel = learner.class_tokens(NOVEL)
+    index = torch.tensor([1, 3])  # the two short names
+    assert learner(novel, index).length == int(novel.eot[index].max()) + 1
+    assert learner(novel).length == int(novel.eot.max()) + 1 > learner(novel, index).length
+
+
+def test_prompt_sets_in_one_pass_equal_separate_passes(clip_model, monkeypatch):
+    from sar_prompt.modeling import prompted_clip
+
+    encoder = TextEncoder(clip_model)
+    torch.manual_seed(3)
+    for learner in (ContextPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a"),
+                    ConditionalPromptLearner(clip_model, encoder, NAMES, n_ctx=2)):
+        model = PromptedCLIP(clip_model, encoder, learner)
+        novel = learner.class_tokens(NOVEL)
+        requests = [(None, None), (novel, torch.tensor([0, 3, 1]))]
+        condition = torch.randn(2, 32) if learner.conditioned else None
+        with torch.no_grad():
+            assert len(plan_passes([learner(t, i, condition) for t, i in requests])) == 1
+            joined = model.text_features_of(requests, condition)
+            monkeypatch.setattr(prompted_clip, "JOIN_SLACK", 0.0)  # forces separate passes
+            separate = model.text_features_of(requests, condition)
+            monkeypatch.undo()
+        for a, b in zip(joined, separate):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert joined[1].shape[-2] == 3
+
+
+def test_a_joined_pass_is_not_used_when_padding_would_cost_more(clip_model):
+    learner = ContextPromptLearner(clip_model, TextEncoder(clip_model), NAMES,
+                                   ctx_init="a photo of a")
+    short = learner(learner.class_tokens(["ant"] * 50))
+    long = learner(learner.class_tokens(["a very long and winding name of a thing"]))
+    assert plan_passes([short, long]) == [[0], [1]]
+    assert plan_passes([short, short]) == [[0, 1]]
+    joined = join_prompts([short, long])
+    assert joined.embeddings.shape[:2] == (51, long.embeddings.shape[1])
+
+
+def saved_bytes(fn):
+    """Bytes autograd keeps for the backward pass while `fn` runs (the activations)."""
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, total[0]
+
+
+def test_checkpointed_chunks_keep_losses_and_gradients_and_halve_saved_activations(clip_model):
+    torch.manual_seed(4)
+    names = [f"class number {i}" for i in range(64)]
+    results = {}
+    for chunk, recompute in ((0, False), (16, False), (16, True)):
+        encoder = TextEncoder(clip_model, chunk_size=chunk, checkpoint=recompute)
+        torch.manual_seed(5)
+        learner = ContextPromptLearner(clip_model, encoder, names, n_ctx=4)
+        weights = torch.randn(len(names), clip_model.text_projection.shape[1],
+                              generator=torch.Generator().manual_seed(6))
+        feats, kept = saved_bytes(lambda: encoder.encode(learner()))
+        loss = (feats * weights).sum()
+        loss.backward()
+        results[(chunk, recompute)] = (loss.detach(), learner.ctx.grad.clone(), kept)
+    base_loss, base_grad, base_kept = results[(0, False)]
+    chunk_loss, chunk_grad, _ = results[(16, False)]
+    ckpt_loss, ckpt_grad, ckpt_kept = results[(16, True)]
+    assert torch.equal(ckpt_loss, chunk_loss) and torch.equal(ckpt_grad, chunk_grad)
+    torch.testing.assert_close(ckpt_loss, base_loss, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(ckpt_grad, base_grad, rtol=1e-4,
+                               atol=1e-5 * float(base_grad.abs().max()))
+    assert ckpt_kept * 2 <= base_kept, (ckpt_kept, base_kept)
