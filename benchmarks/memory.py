@@ -4,10 +4,10 @@ loss is recorded too):
     python -m benchmarks.memory --case CASE --arch ARCH --weights FILE --device DEVICE \
         --workdir DIR [--novel-file FILE] [--classes N] [--batch-size B]
 
-prints one JSON line. CPU: the process's peak resident set (getrusage ru_maxrss) before and
-after the step, and its resident set just before the step; the peak before the step
-includes building the model (reading the weights file), so a step that needs less than the
-build does not raise it. CUDA: torch.cuda.max_memory_allocated over the step alone.
+prints one JSON line. CPU: the resident set just before the step and the step's own peak
+(Linux: the kernel's peak count, VmHWM, restarted just before the step), hence how much the
+step adds; also the process's lifetime peak (getrusage ru_maxrss), which includes building
+the model. CUDA: torch.cuda.max_memory_allocated over the step alone.
 """
 import argparse
 import json
@@ -46,6 +46,29 @@ def _current_rss_mib():
     return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
+def _reset_peak_rss():
+    """Restart the kernel's peak-RSS count (VmHWM) from the current RSS (Linux >= 4.0), so
+    the peak measured next is the step's own, not building the model's. False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib():
+    """VmHWM (peak RSS since the last reset) from /proc, or None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def low_memory_available():
     """Whether this sar_prompt declares the low-memory text encoder's config keys."""
     from dassl.config import get_cfg_default
@@ -82,10 +105,12 @@ def measure(case, setup, classes, novel_file, batch_size):
         allocated_before = torch.cuda.memory_allocated()
     rss_before = _current_rss_mib()
     peak_before = _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    step_peak_known = _reset_peak_rss()
     first = trainer.forward_backward(batch)
     if cuda:
         torch.cuda.synchronize()
     peak_rss = _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    step_peak = _peak_rss_mib() if step_peak_known else None
     cuda_peak = torch.cuda.max_memory_allocated() if cuda else None
     # A second step's loss depends on the first step's gradients too, and its SAR term is
     # not 0 (at the start the learned prompt can equal the hand-crafted one).
@@ -97,7 +122,10 @@ def measure(case, setup, classes, novel_file, batch_size):
               "losses": [first["loss"], second["loss"]],
               "sar_terms": [step.get("sar") for step in (first, second)],
               "rss_before_step_mib": rss_before, "peak_rss_before_step_mib": peak_before,
-              "peak_rss_mib": peak_rss}
+              "peak_rss_mib": peak_rss, "step_peak_rss_mib": step_peak,
+              "step_rss_growth_mib": (step_peak - rss_before
+                                      if step_peak is not None and rss_before is not None
+                                      else None)}
     if cuda:
         record.update(cuda_allocated_before_step_mib=allocated_before / 2 ** 20,
                       cuda_peak_step_mib=cuda_peak / 2 ** 20)

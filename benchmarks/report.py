@@ -92,18 +92,19 @@ def memory_table(rec):
     rows = []
     for c in rec["cases"]:
         if c["status"] != "ok":
-            rows.append([c["case"], c["status"]] + ["-"] * 8)
+            rows.append([c["case"], c["status"]] + ["-"] * 9)
             continue
         rows.append([c["case"], "ok", c["base_classes"], c["novel_classes"], c["batch_size"],
-                     _mib(c["rss_before_step_mib"]), _mib(c["peak_rss_before_step_mib"]),
-                     _mib(c["peak_rss_mib"]), _mib(c.get("cuda_peak_step_mib")),
+                     _mib(c["rss_before_step_mib"]), _mib(c.get("step_peak_rss_mib")),
+                     _mib(c.get("step_rss_growth_mib")), _mib(c["peak_rss_mib"]),
+                     _mib(c.get("cuda_peak_step_mib")),
                      ", ".join(f"{v:.6f}" for v in c["losses"])])
     losses = rec["losses"]
     note = (f"\nSAR losses: identical={losses['identical']}, "
             f"abs difference={losses['abs_difference']}")
     return _table(["case", "status", "base", "novel", "batch", "RSS before step MiB",
-                   "peak RSS before step MiB", "peak RSS MiB", "CUDA peak MiB", "losses (steps 1, 2)"],
-                  rows) + note
+                   "step peak RSS MiB", "step adds MiB", "process peak RSS MiB",
+                   "CUDA step peak MiB", "losses (steps 1, 2)"], rows) + note
 
 
 def cli_table(rec):

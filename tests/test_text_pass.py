@@ -117,10 +117,28 @@ def test_a_joined_pass_is_not_used_when_padding_would_cost_more(clip_model):
                                    ctx_init="a photo of a")
     short = learner(learner.class_tokens(["ant"] * 50))
     long = learner(learner.class_tokens(["a very long and winding name of a thing"]))
-    assert plan_passes([short, long]) == [[0], [1]]
-    assert plan_passes([short, short]) == [[0, 1]]
+    # rows run to their own EOT: joining pads nothing
+    assert plan_passes([short, long]) == [[0, 1]]
     joined = join_prompts([short, long])
     assert joined.embeddings.shape[:2] == (51, long.embeddings.shape[1])
+    assert joined.eot_list == short.eot_list + long.eot_list
+    # EOTs unknown on the host (an index on the device): every row runs to the longest EOT
+    short.eot_list = long.eot_list = None
+    assert plan_passes([short, long]) == [[0], [1]]
+    assert plan_passes([short, short]) == [[0, 1]]
+
+
+def test_rows_run_to_their_own_end(clip_model):
+    """Packed rows give the features of rows padded to the longest EOT."""
+    encoder = TextEncoder(clip_model)
+    learner = ContextPromptLearner(clip_model, encoder, NAMES + NOVEL, n_ctx=3)
+    prompts = learner()
+    assert len(set(prompts.eot_list)) > 1
+    with torch.no_grad():
+        packed = encoder.encode(prompts)
+        prompts.eot_list = None
+        padded = encoder.encode(prompts)
+    torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-6)
 
 
 def saved_bytes(fn):

@@ -33,12 +33,14 @@ class ClassTokens(nn.Module):
         self.name_lens = name_lens  # BPE tokens of each name
         self.shared_prefix = shared_prefix  # leading positions equal in every row
 
-    def length(self, index=None):
-        """Positions up to the last EOT of the rows `index` (all rows without one, or when
-        `index` is not on the CPU: reading it would wait for the device)."""
-        if index is None or index.device.type != "cpu" or not len(index):
-            return max(self.eot_list) + 1
-        return max(self.eot_list[i] for i in index.tolist()) + 1
+    def eots(self, index=None):
+        """The EOT positions of the rows `index` (all rows without one) as Python ints, or
+        None when `index` is not on the CPU (reading it would wait for the device)."""
+        if index is None:
+            return self.eot_list
+        if index.device.type != "cpu":
+            return None
+        return [self.eot_list[i] for i in index.tolist()]
 
     def __len__(self):
         return self.prefix.shape[0]
@@ -150,8 +152,10 @@ class ContextPromptLearner(nn.Module):
         """`TextPrompts` with what is known of `tokens` without reading the device."""
         tokens = self.classes if tokens is None else tokens
         shared = tokens.shared_prefix if self.ctx.dim() == 2 else 0  # CSC: rows differ
-        return TextPrompts(embeddings, eot, length=tokens.length(index), shared_prefix=shared,
-                           groups=groups)
+        eots = tokens.eots(index)
+        length = max(eots or tokens.eot_list) + 1
+        return TextPrompts(embeddings, eot, length=length, shared_prefix=shared, groups=groups,
+                           eot_list=None if eots is None else eots * groups)
 
     def forward(self, tokens: ClassTokens = None, index: torch.Tensor = None,
                 condition=None) -> TextPrompts:

@@ -24,9 +24,12 @@ def _count(learner, tokens, index):
 
 def pass_cost(prompts):
     """Token positions a text pass runs for `prompts` (`TextPrompts`)."""
-    length = prompts.length or prompts.embeddings.shape[1]
-    rows = prompts.eot.shape[0]
-    return rows * (length - prompts.shared_prefix) + prompts.groups * prompts.shared_prefix
+    p = prompts.shared_prefix
+    if prompts.eot_list is not None:  # each row up to its own EOT
+        body = sum(prompts.eot_list) + len(prompts.eot_list) * (1 - p)
+    else:
+        body = prompts.eot.shape[0] * ((prompts.length or prompts.embeddings.shape[1]) - p)
+    return body + prompts.groups * p
 
 
 # A joined pass may run this much more than separate passes and still be the faster: its
@@ -60,12 +63,23 @@ def join_prompts(prompts, pad=True):
     length = None if None in lengths else max(lengths)
     eot = torch.cat([p.eot.view(groups, -1) for p in prompts], dim=1).flatten()
     shared = min(p.shared_prefix for p in prompts)
+    eot_list = None
+    if all(p.eot_list is not None for p in prompts):
+        eot_list = [e for g in range(groups) for p in prompts
+                    for e in _group_rows(p.eot_list, groups, g)]
     if not pad:
-        return TextPrompts(prompts[0].embeddings[:0], eot, (), length or width, shared, groups)
+        return TextPrompts(prompts[0].embeddings[:0], eot, (), length or width, shared, groups,
+                           eot_list)
     embeddings = torch.cat([
         F.pad(p.embeddings, (0, 0, 0, width - p.embeddings.shape[1]))
         .view(groups, -1, width, p.embeddings.shape[-1]) for p in prompts], dim=1)
-    return TextPrompts(embeddings.flatten(0, 1), eot, prompts[0].deep, length, shared, groups)
+    return TextPrompts(embeddings.flatten(0, 1), eot, prompts[0].deep, length, shared, groups,
+                       eot_list)
+
+
+def _group_rows(values, groups, g):
+    size = len(values) // groups
+    return values[g * size:(g + 1) * size]
 
 
 def mean_over_images(features):

@@ -36,6 +36,8 @@ class TextPrompts:
         deep prompts there; the encoder then runs them once per group (0: no sharing).
     groups: rows form this many consecutive groups of equal size (an image-conditioned
         learner: one per image), each with its own shared prefix.
+    eot_list: `eot` as Python ints, known when the prompts are built: the encoder then
+        runs each row only up to its own EOT (None: every row up to `length`).
     """
     embeddings: torch.Tensor
     eot: torch.Tensor
@@ -43,6 +45,7 @@ class TextPrompts:
     length: Optional[int] = None
     shared_prefix: int = 0
     groups: int = 1
+    eot_list: Optional[Sequence[int]] = None
 
 
 @dataclass

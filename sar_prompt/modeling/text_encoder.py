@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .tokens import eot_positions, shared_prefix_length, tokenize
+from .transfer import to_device
 
 
 def normalize(x):
@@ -51,14 +52,14 @@ class TextEncoder(nn.Module):
     def encode(self, prompts) -> torch.Tensor:
         """Features (N, E) of `protocol.TextPrompts`. Not normalised."""
         return self(prompts.embeddings, prompts.eot, prompts.deep, prompts.length,
-                    prompts.shared_prefix, prompts.groups)
+                    prompts.shared_prefix, prompts.groups, prompts.eot_list)
 
     def forward(self, prompt_embeddings: torch.Tensor, eot: torch.Tensor, deep_prompts=(),
-                length=None, shared_prefix=0, groups=1) -> torch.Tensor:
+                length=None, shared_prefix=0, groups=1, eot_list=None) -> torch.Tensor:
         """Text features (N, E) of prompts given as token embeddings (N, L, D) with their
         EOT positions (N,). `deep_prompts[k]` ((n, D) or (N, n, D)) replaces positions
-        1 .. 1+n at the input of block k+1. `length`, `shared_prefix`, `groups`: see
-        `protocol.TextPrompts`. Not normalised."""
+        1 .. 1+n at the input of block k+1. `length`, `shared_prefix`, `groups`,
+        `eot_list`: see `protocol.TextPrompts`. Not normalised."""
         if length is None:
             length = int(eot.max()) + 1
         deep = list(deep_prompts)
@@ -75,17 +76,20 @@ class TextEncoder(nn.Module):
         for start in range(0, rows, step):
             stop = min(start + step, rows)
             part = [d if d is None or d.dim() == 2 else d[start:stop] for d in deep]
-            args = (x[start:stop], eot[start:stop], part, shared_prefix, per_group)
+            layout = _Layout(eot[start:stop], None if eot_list is None else eot_list[start:stop],
+                             shared_prefix, length, per_group)
+            args = (x[start:stop], layout, part)
             if recompute:
                 out.append(checkpoint(self._encode, *args, use_reentrant=False))
             else:
                 out.append(self._encode(*args))
         return out[0] if len(out) == 1 else torch.cat(out)
 
-    def _encode(self, x, eot, deep, shared_prefix, per_group):
-        p = shared_prefix
-        prefix, body = (x[::per_group, :p], x[:, p:]) if p else (None, x)
-        length = x.shape[1]
+    def _encode(self, x, layout, deep):
+        """The transformer on the packed tokens of one chunk of rows (see `_Layout`)."""
+        p = layout.prefix
+        prefix = x[::layout.per_group, :p] if p else None
+        tokens = layout.pack(x[:, p:])
         for i, block in enumerate(self.resblocks):
             layer = deep[i - 1] if 1 <= i <= len(deep) else None
             if layer is not None:
@@ -93,42 +97,38 @@ class TextEncoder(nn.Module):
                 if p:
                     prefix = _replace_context(prefix, layer.expand(prefix.shape[0], -1, -1))
                 else:
-                    per_row = layer if layer.dim() == 3 else layer.expand(body.shape[0], -1, -1)
-                    body = _replace_context(body, per_row)
-            if p:
-                prefix, body = self._prefixed_block(block, prefix, body, per_group, p, length)
-            else:
-                body = self._block(block, body)
-        body = self.ln_final(body).type(self.dtype)
-        rows = torch.arange(body.shape[0], device=body.device)
-        return body[rows, eot.to(body.device) - p] @ self.text_projection
+                    per_row = layer if layer.dim() == 3 else layer.expand(x.shape[0], -1, -1)
+                    tokens = layout.pack(_replace_context(layout.unpack(tokens), per_row))
+            prefix, tokens = self._block(block, prefix, tokens, layout)
+        tokens = self.ln_final(tokens).type(self.dtype)
+        return tokens[layout.ends] @ self.text_projection
 
-    @staticmethod
-    def _block(block, x):
-        """CLIP's residual attention block on (N, L, D), causal."""
-        q, k, v = _heads(block.attn, block.ln_1(x))
-        x = x + _merge(block.attn, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-        return x + block.mlp(block.ln_2(x))
-
-    def _prefixed_block(self, block, prefix, body, per_group, p, length):
-        """The same block on a shared prefix (G, p, D) and the rows' other positions
-        (N, L-p, D): the prefix attends causally to itself, each row to its group's
-        prefix and causally to its own positions."""
+    def _block(self, block, prefix, tokens, layout):
+        """CLIP's residual attention block. Position-wise layers run on the packed tokens;
+        attention unpacks them: each row attends causally to its own positions and, with a
+        shared prefix (G, p, D), to its group's prefix, which attends causally to itself."""
         attn = block.attn
-        qp, kp, vp = _heads(attn, block.ln_1(prefix))
-        qb, kb, vb = _heads(attn, block.ln_1(body))
-        prefix_out = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
-        rows = body.shape[0]
-        if per_group == rows:
-            kp, vp = kp.expand(rows, -1, -1, -1), vp.expand(rows, -1, -1, -1)
+        q, k, v = _heads(attn, layout.unpack(F.linear(block.ln_1(tokens), attn.in_proj_weight,
+                                                      attn.in_proj_bias)))
+        if prefix is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            kp, vp = kp.repeat_interleave(per_group, 0), vp.repeat_interleave(per_group, 0)
-        body_out = F.scaled_dot_product_attention(
-            qb, torch.cat([kp, kb], dim=2), torch.cat([vp, vb], dim=2),
-            attn_mask=self.attend[p:length, :length])
-        prefix = prefix + _merge(attn, prefix_out)
-        body = body + _merge(attn, body_out)
-        return (prefix + block.mlp(block.ln_2(prefix)), body + block.mlp(block.ln_2(body)))
+            qp, kp, vp = _heads(attn, F.linear(block.ln_1(prefix), attn.in_proj_weight,
+                                               attn.in_proj_bias))
+            prefix_out = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
+            prefix = prefix + _merge(attn, prefix_out)
+            prefix = prefix + block.mlp(block.ln_2(prefix))
+            rows = q.shape[0]
+            if layout.per_group == rows:
+                kp, vp = kp.expand(rows, -1, -1, -1), vp.expand(rows, -1, -1, -1)
+            else:
+                kp = kp.repeat_interleave(layout.per_group, 0)
+                vp = vp.repeat_interleave(layout.per_group, 0)
+            out = F.scaled_dot_product_attention(
+                q, torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2),
+                attn_mask=self.attend[layout.prefix:layout.length, :layout.length])
+        tokens = tokens + _project_out(attn, layout.pack(out.transpose(1, 2).flatten(2)))
+        return prefix, tokens + block.mlp(block.ln_2(tokens))
 
     @torch.no_grad()
     def encode_token_ids(self, token_ids: torch.Tensor, batch_size: int = 256,
@@ -141,9 +141,45 @@ class TextEncoder(nn.Module):
             length = int(eot.max()) + 1  # token ids are on the CPU: no device read-back
             shared = shared_prefix_length(chunk, eot) if len(chunk) > 1 else 0
             chunk = chunk.to(device)
-            feats.append(self(self.embed(chunk), eot.to(device), (), length, shared))
+            feats.append(self(self.embed(chunk), eot.to(device), (), length, shared,
+                              eot_list=eot.tolist()))
         feats = torch.cat(feats)
         return normalize(feats) if normalized else feats
+
+
+class _Layout:
+    """Where each row's tokens sit when only the needed ones are kept ("packed"): rows run
+    from the shared prefix to their own EOT, not to the longest EOT of the batch, so the
+    position-wise layers (most of the work) skip the padding. With the EOTs as Python
+    ints (`eot_list`) the layout is built on the host without reading the device;
+    without them every position up to `length` is kept."""
+
+    def __init__(self, eot, eot_list, prefix, length, per_group):
+        self.prefix, self.length, self.per_group = prefix, length, per_group
+        self.rows, self.width = eot.shape[0], length - prefix
+        device = eot.device
+        if eot_list is None:
+            self.slots = None  # every position kept
+            self.ends = (torch.arange(self.rows, device=device) * self.width
+                         + eot.to(device) - prefix)
+            return
+        lengths = torch.tensor(eot_list) + 1 - prefix
+        keep = torch.arange(self.width) < lengths[:, None]
+        self.slots = to_device(keep.flatten().nonzero().squeeze(1), device)
+        self.ends = to_device(lengths.cumsum(0) - 1, device)
+
+    def pack(self, x):
+        """(rows, width, C) -> (kept tokens, C)."""
+        x = x.reshape(self.rows * self.width, x.shape[-1])
+        return x if self.slots is None else x[self.slots]
+
+    def unpack(self, tokens):
+        """(kept tokens, C) -> (rows, width, C), zeros where nothing was kept (positions
+        after a row's EOT, which causal attention never lets reach it)."""
+        if self.slots is not None:
+            tokens = tokens.new_zeros(self.rows * self.width, tokens.shape[-1]).index_copy(
+                0, self.slots, tokens)
+        return tokens.view(self.rows, self.width, -1)
 
 
 def _replace_context(x, layer):
@@ -151,15 +187,18 @@ def _replace_context(x, layer):
     return torch.cat([x[:, :1], layer, x[:, 1 + layer.shape[1]:]], dim=1)
 
 
-def _heads(attn, h):
-    """CLIP's attention input projection of h (N, L, D): q, k, v as (N, heads, L, D/heads)."""
-    q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    return [t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for t in (q, k, v)]
+def _heads(attn, qkv):
+    """CLIP's attention input projection (N, L, 3D) -> q, k, v as (N, heads, L, D/heads)."""
+    return [t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for t in qkv.chunk(3, dim=-1)]
 
 
 def _merge(attn, out):
     """(N, heads, L, D/heads) -> CLIP's attention output projection, (N, L, D)."""
-    return F.linear(out.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
+    return _project_out(attn, out.transpose(1, 2).flatten(2))
+
+
+def _project_out(attn, x):
+    return F.linear(x, attn.out_proj.weight, attn.out_proj.bias)
 
 
 def handcrafted_features(text_encoder, names, templates, source):
