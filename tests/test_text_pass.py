@@ -141,38 +141,59 @@ def test_rows_run_to_their_own_end(clip_model):
     torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-6)
 
 
-def saved_bytes(fn):
-    """Bytes autograd keeps for the backward pass while `fn` runs (the activations)."""
-    total = [0]
+def peak_memory(fn):
+    """Peak CPU memory allocated while `fn` runs (forward and backward), from the profiler's
+    allocation records in time order."""
+    from torch.profiler import ProfilerActivity, profile
 
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, total[0]
 
-
-def test_checkpointed_chunks_keep_losses_and_gradients_and_halve_saved_activations(clip_model):
-    torch.manual_seed(4)
-    names = [f"class number {i}" for i in range(64)]
+@pytest.mark.parametrize("groups", [1, 4])
+def test_checkpointed_chunks_keep_losses_and_gradients_and_halve_peak_memory(clip_model, groups):
+    """Chunks with activation checkpointing: the same loss and gradients as chunks without
+    (bit for bit) and as one pass, and at most half the peak memory of one pass. Checkpointing
+    one pass alone would not lower the peak: the backward pass recomputes it whole."""
+    names = [f"class number {i}" for i in range(64 // groups)]
+    condition = torch.randn(groups, 32, generator=torch.Generator().manual_seed(7))
     results = {}
-    for chunk, recompute in ((0, False), (16, False), (16, True)):
+    for chunk, recompute in ((0, False), (0, True), (8, False), (8, True)):
         encoder = TextEncoder(clip_model, chunk_size=chunk, checkpoint=recompute)
         torch.manual_seed(5)
-        learner = ContextPromptLearner(clip_model, encoder, names, n_ctx=4)
-        weights = torch.randn(len(names), clip_model.text_projection.shape[1],
+        learner = (ConditionalPromptLearner(clip_model, encoder, names, n_ctx=4) if groups > 1
+                   else ContextPromptLearner(clip_model, encoder, names, n_ctx=4))
+        weights = torch.randn(64, clip_model.text_projection.shape[1],
                               generator=torch.Generator().manual_seed(6))
-        feats, kept = saved_bytes(lambda: encoder.encode(learner()))
-        loss = (feats * weights).sum()
-        loss.backward()
-        results[(chunk, recompute)] = (loss.detach(), learner.ctx.grad.clone(), kept)
-    base_loss, base_grad, base_kept = results[(0, False)]
-    chunk_loss, chunk_grad, _ = results[(16, False)]
-    ckpt_loss, ckpt_grad, ckpt_kept = results[(16, True)]
-    assert torch.equal(ckpt_loss, chunk_loss) and torch.equal(ckpt_grad, chunk_grad)
-    torch.testing.assert_close(ckpt_loss, base_loss, rtol=1e-6, atol=1e-5)
-    torch.testing.assert_close(ckpt_grad, base_grad, rtol=1e-4,
+        loss = []
+
+        def step():
+            prompts = learner(condition=condition) if groups > 1 else learner()
+            loss.append((encoder.encode(prompts) * weights).sum())
+            loss[0].backward()
+
+        peak = peak_memory(step)
+        results[(chunk, recompute)] = (loss[0].detach(), learner.ctx.grad.clone(), peak)
+    base_loss, base_grad, base_peak = results[(0, False)]
+    chunk_loss, chunk_grad, _ = results[(8, False)]
+    low_loss, low_grad, low_peak = results[(8, True)]
+    assert torch.equal(low_loss, chunk_loss) and torch.equal(low_grad, chunk_grad)
+    torch.testing.assert_close(low_loss, base_loss, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(low_grad, base_grad, rtol=1e-4,
                                atol=1e-5 * float(base_grad.abs().max()))
-    assert ckpt_kept * 2 <= base_kept, (ckpt_kept, base_kept)
+    assert low_peak * 2 <= base_peak, (low_peak, base_peak)
+    assert results[(0, True)][2] * 2 > base_peak  # one checkpointed pass: no saving
+
+
+def test_chunks_split_rows_into_whole_groups_or_pieces_of_one():
+    from sar_prompt.modeling.text_encoder import _chunks
+
+    assert _chunks(10, 1, 0) == [(0, 10, 10)]
+    assert _chunks(10, 1, 4) == [(0, 4, 4), (4, 8, 4), (8, 10, 2)]
+    assert _chunks(12, 4, 7) == [(0, 6, 3), (6, 12, 3)]  # whole groups of 3
+    assert _chunks(10, 2, 3) == [(0, 3, 3), (3, 5, 2), (5, 8, 3), (8, 10, 2)]  # pieces

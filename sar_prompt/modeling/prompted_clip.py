@@ -39,8 +39,10 @@ JOIN_SLACK = 1.25
 
 def plan_passes(prompts):
     """Which of `prompts` to encode together: [[0, 1]] (one pass) when the joined pass runs
-    at most JOIN_SLACK times the positions of separate ones (names of very different
-    lengths pad the short ones), else [[0], [1], ...]."""
+    at most JOIN_SLACK times the positions of separate ones, else [[0], [1], ...]. Rows
+    whose EOTs are known on the host run to their own EOT and join at no extra cost; others
+    run to the longest EOT of the pass, so a set of long names would pad a set of short
+    ones."""
     single = [[i] for i in range(len(prompts))]
     if len(prompts) < 2 or any(p.groups != prompts[0].groups for p in prompts) or any(
             d is not None and d.dim() != 2 for p in prompts for d in p.deep):

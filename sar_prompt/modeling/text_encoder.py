@@ -1,9 +1,11 @@
 """CLIP's text transformer, run block by block and only where outputs can differ.
 
-Two exact savings, both from the attention being causal and the feature being read at the
+Three exact savings, all from the attention being causal and the feature being read at the
 end-of-text (EOT) token:
-- truncation: no position after the longest EOT in a batch can change any output, so the
-  transformer runs on the first `max(eot) + 1` positions only, not all 77;
+- truncation: no position after a row's EOT can change its feature, so the transformer
+  runs on the first `max(eot) + 1` positions only, not all 77;
+- packing: with the EOTs known on the host, the position-wise layers (most of the work)
+  run on each row's own positions only, not on the padding up to the longest EOT;
 - a shared prefix: positions that hold the same tokens in every prompt (start token,
   learned context, fixed words before the class name) have the same hidden states in every
   row, so they run once (once per image for image-conditioned prompts) and the class-name
@@ -66,15 +68,9 @@ class TextEncoder(nn.Module):
         if any(d is not None and (d.dim() != 2 or 1 + d.shape[0] > shared_prefix) for d in deep):
             shared_prefix = 0  # per-row deep prompts: rows differ inside the prefix
         x = prompt_embeddings[:, :length] + self.positional_embedding[:length].type(self.dtype)
-        rows = x.shape[0]
-        per_group = rows // groups
-        step = rows
-        if self.chunk_size and rows > self.chunk_size:
-            step = max(per_group, self.chunk_size // per_group * per_group)
         recompute = self.checkpoint and torch.is_grad_enabled()
         out = []
-        for start in range(0, rows, step):
-            stop = min(start + step, rows)
+        for start, stop, per_group in _chunks(x.shape[0], groups, self.chunk_size):
             part = [d if d is None or d.dim() == 2 else d[start:stop] for d in deep]
             layout = _Layout(eot[start:stop], None if eot_list is None else eot_list[start:stop],
                              shared_prefix, length, per_group)
@@ -145,6 +141,20 @@ class TextEncoder(nn.Module):
                               eot_list=eot.tolist()))
         feats = torch.cat(feats)
         return normalize(feats) if normalized else feats
+
+
+def _chunks(rows, groups, size):
+    """(start, stop, rows per group) of each pass over `rows` rows in `groups` equal groups,
+    at most `size` rows a pass (0: one pass): whole groups together, or a group too large
+    cut into pieces (each piece then has its own copy of the group's shared prefix)."""
+    per_group = rows // groups
+    if not size or rows <= size:
+        return [(0, rows, per_group)]
+    if per_group <= size:
+        step = size // per_group * per_group
+        return [(s, min(s + step, rows), per_group) for s in range(0, rows, step)]
+    return [(s, min(s + size, g + per_group), min(s + size, g + per_group) - s)
+            for g in range(0, rows, per_group) for s in range(g, g + per_group, size)]
 
 
 class _Layout:
