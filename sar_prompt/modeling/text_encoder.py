@@ -99,6 +99,13 @@ class TextEncoder(nn.Module):
         tokens = self.ln_final(tokens).type(self.dtype)
         return tokens[layout.ends] @ self.text_projection
 
+    def _attend(self, device):
+        """The attention pattern on `device`, moved once if the encoder was not (it shares
+        CLIP's modules, which may have been moved without it)."""
+        if self.attend.device != device:
+            self.attend = self.attend.to(device)
+        return self.attend
+
     def _block(self, block, prefix, tokens, layout):
         """CLIP's residual attention block. Position-wise layers run on the packed tokens;
         attention unpacks them: each row attends causally to its own positions and, with a
@@ -122,7 +129,7 @@ class TextEncoder(nn.Module):
                 vp = vp.repeat_interleave(layout.per_group, 0)
             out = F.scaled_dot_product_attention(
                 q, torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2),
-                attn_mask=self.attend[layout.prefix:layout.length, :layout.length])
+                attn_mask=self._attend(q.device)[layout.prefix:layout.length, :layout.length])
         tokens = tokens + _project_out(attn, layout.pack(out.transpose(1, 2).flatten(2)))
         return prefix, tokens + block.mlp(block.ln_2(tokens))
 
