@@ -13,9 +13,7 @@ image prompts). Only `TextPrompts.embeddings`, `.eot` and `.deep` are read.
 import torch
 import torch.nn.functional as F
 
-
-def normalize(x):
-    return x / x.norm(dim=-1, keepdim=True)
+from sar_prompt.modeling.text_encoder import normalize
 
 
 def full_text_features(clip_model, prompts):

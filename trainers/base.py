@@ -211,11 +211,11 @@ class PromptTuningTrainer(CLIPTrainer):
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
-        names = ["loss", "acc", *(out.terms if len(out.terms) > 1 else ())]
-        values = [loss, compute_accuracy(out.logits, label)[0].reshape(()),
-                  *(v for _, v in out.terms.values())][:len(names)]
-        summary = dict(zip(names, torch.stack([v.detach().float().reshape(())
-                                               for v in values]).tolist()))
+        logged = {"loss": loss, "acc": compute_accuracy(out.logits, label)[0]}
+        if len(out.terms) > 1:
+            logged.update((name, value) for name, (_, value) in out.terms.items())
+        summary = dict(zip(logged, torch.stack([v.detach().float().reshape(())
+                                                for v in logged.values()]).tolist()))
         if not math.isfinite(summary["loss"]) and self.scaler is None:
             raise FloatingPointError("Loss is infinite or NaN!")
         if self.scaler is not None:  # AMP skips non-finite steps and lowers its scale

@@ -129,7 +129,7 @@ class ContextPromptLearner(nn.Module):
     def rows(self, tokens=None, index=None):
         """(prefix, suffix, eot, name_lens, ctx) of `tokens` (default: the dataset's
         classes), only the rows `index` if given (best on the CPU: see
-        `ClassTokens.length`); ctx is (n_ctx, D) or, class-specific, (rows, n_ctx, D)."""
+        `ClassTokens.eots`); ctx is (n_ctx, D) or, class-specific, (rows, n_ctx, D)."""
         if tokens is None:
             tokens = self.classes
         elif self.csc:

@@ -22,14 +22,23 @@ def _count(learner, tokens, index):
     return len(tokens if tokens is not None else learner.classes)
 
 
+def _length(prompts):
+    return prompts.length or prompts.embeddings.shape[1]
+
+
+def _row_positions(prompts, shared, length, own_ends):
+    """Positions the rows of `prompts` run after a shared prefix of `shared` positions: each
+    to its own EOT (`own_ends`), or all to `length`."""
+    if own_ends:
+        return sum(prompts.eot_list) + len(prompts.eot_list) * (1 - shared)
+    return prompts.eot.shape[0] * (length - shared)
+
+
 def pass_cost(prompts):
     """Token positions a text pass runs for `prompts` (`TextPrompts`)."""
     p = prompts.shared_prefix
-    if prompts.eot_list is not None:  # each row up to its own EOT
-        body = sum(prompts.eot_list) + len(prompts.eot_list) * (1 - p)
-    else:
-        body = prompts.eot.shape[0] * ((prompts.length or prompts.embeddings.shape[1]) - p)
-    return body + prompts.groups * p
+    return (_row_positions(prompts, p, _length(prompts), prompts.eot_list is not None)
+            + prompts.groups * p)
 
 
 # A joined pass may run this much more than separate passes and still be the faster: its
@@ -47,16 +56,20 @@ def plan_passes(prompts):
     if len(prompts) < 2 or any(p.groups != prompts[0].groups for p in prompts) or any(
             d is not None and d.dim() != 2 for p in prompts for d in p.deep):
         return single
-    joined = pass_cost(join_prompts(prompts, pad=False))
+    # what the joined pass would run (as `join_prompts` builds it), without building it
+    shared, length = min(p.shared_prefix for p in prompts), max(map(_length, prompts))
+    own_ends = all(p.eot_list is not None for p in prompts)
+    joined = (sum(_row_positions(p, shared, length, own_ends) for p in prompts)
+              + prompts[0].groups * shared)
     return [list(range(len(prompts)))] if joined <= JOIN_SLACK * sum(map(pass_cost, prompts)) \
         else single
 
 
-def join_prompts(prompts, pad=True):
+def join_prompts(prompts):
     """One `TextPrompts` holding the rows of all `prompts` (same learner, same groups),
     image-major per group: each group's rows of the first set, then of the second... The
     shorter embeddings are padded with zeros, which never reach a feature (they come after
-    every row's EOT). With pad=False only the fields `pass_cost` reads are filled."""
+    every row's EOT)."""
     if len(prompts) == 1:
         return prompts[0]
     groups = prompts[0].groups
@@ -69,9 +82,6 @@ def join_prompts(prompts, pad=True):
     if all(p.eot_list is not None for p in prompts):
         eot_list = [e for g in range(groups) for p in prompts
                     for e in _group_rows(p.eot_list, groups, g)]
-    if not pad:
-        return TextPrompts(prompts[0].embeddings[:0], eot, (), length or width, shared, groups,
-                           eot_list)
     embeddings = torch.cat([
         F.pad(p.embeddings, (0, 0, 0, width - p.embeddings.shape[1]))
         .view(groups, -1, width, p.embeddings.shape[-1]) for p in prompts], dim=1)
@@ -135,18 +145,15 @@ class PromptedCLIP(nn.Module):
         return [torch.cat(per_set) for per_set in zip(*parts)]
 
     def _encode_sets(self, prompts):
-        out = []
+        out = [None] * len(prompts)
         for group in plan_passes(prompts):
             joined = join_prompts([prompts[i] for i in group])
             feats = normalize(self.text_encoder.encode(joined))
-            if len(group) > 1:  # back to one tensor per set (rows image-major per set)
-                g = joined.groups
-                sizes = [prompts[i].eot.shape[0] // g for i in group]
-                feats = [f.flatten(0, 1) for f in feats.view(g, -1, feats.shape[-1]).split(sizes, 1)]
-            else:
-                feats = [feats]
-            out.extend(zip(group, feats))
-        return [f for _, f in sorted(out, key=lambda pair: pair[0])]
+            g = joined.groups  # back to one tensor per set (rows image-major per set)
+            sizes = [prompts[i].eot.shape[0] // g for i in group]
+            for i, f in zip(group, feats.view(g, -1, feats.shape[-1]).split(sizes, 1)):
+                out[i] = f.flatten(0, 1)
+        return out
 
     def class_text_features(self, tokens=None, index=None, condition=None):
         """(N, E) class text features: `text_features`, averaged over the images (and
