@@ -47,18 +47,24 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _work(r):
+    return f"{r['work']:.2f}" if "work" in r else "-"
+
+
 def steps_table(rec):
     rows = []
     for m, g in rec["methods"].items():
         s, r = g["summary_ms"], g["ratios"]
+        sar, floor = r[f"{m}SAR/{m}"], r[f"{m}/floor"]
         rows.append([m, g["batch_size"], g["classes"], g["novel_per_step"], g["precision"],
                      _ms(s[m]), _ms(s[m + "SAR"]), _ms(s[f"reference-way {m}"]),
-                     _ms(s["image encoder"]), _x(r[f"{m}SAR/{m}"]),
+                     _ms(s["image encoder"]), _x(sar), _work(sar),
                      _x(r[f"{m}SAR/reference-way {m}"]), _x(r[f"speed-up {m}"]),
-                     _x(r[f"{m}/floor"]), _x(r[f"{m}SAR/floor"])])
+                     _x(floor), _work(floor), _x(r[f"{m}SAR/floor"])])
     return _table(["method X", "batch", "classes", "novel/step", "prec", "X ms",
-                   "XSAR ms", "ref-way X ms", "image enc. ms", "XSAR/X", "XSAR/ref-way X",
-                   "speed-up ref/X", "X/floor", "XSAR/floor"], rows)
+                   "XSAR ms", "ref-way X ms", "image enc. ms", "XSAR/X", "XSAR/X work",
+                   "XSAR/ref-way X", "speed-up ref/X", "X/floor", "X/floor work",
+                   "XSAR/floor"], rows)
 
 
 def text_table(rec):
@@ -78,10 +84,11 @@ def eval_table(rec):
 
 
 def growth_table(rec):
-    rows = [["CoOp", "-", _ms(rec["summary_ms"]["CoOp"]), "1"]]
+    rows = [["CoOp", "-", _ms(rec["summary_ms"]["CoOp"]), "1", "1"]]
     for name, k in rec["novel_per_step"].items():
-        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(rec["ratios"][f"{name}/CoOp"])])
-    return _table(["variant", "novel/step", "step ms", "/CoOp"], rows)
+        r = rec["ratios"][f"{name}/CoOp"]
+        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(r), _work(r)])
+    return _table(["variant", "novel/step", "step ms", "/CoOp", "/CoOp work"], rows)
 
 
 def _mib(v):
@@ -127,7 +134,7 @@ def markdown(record):
             f"{' (' + env['gpu'] + ')' if env['gpu'] else ''}, torch {env['torch']}, "
             f"{env['threads']} threads, {env['cpu']}, {env['date']}\n"
             f"times: median (min..max) of {env['repeats']} rounds; ratios: median of "
-            "per-round ratios")
+            "per-round ratios; work: the same ratio of floating-point operations")
     parts = [head]
     for name, rec in record["sections"].items():
         parts.append(f"## {name}\n\n{TABLES[name](rec)}")

@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from . import timing
+from . import timing, work
 from .build import (METHOD_CONFIGS, build_trainer, distinct_from, make_cfg, synthetic_batch,
                     write_novel_list)
 from .reference_way import full_text_features, reference_inference, reference_step
@@ -43,7 +43,8 @@ def _novel_per_step(trainer):
 
 def steps(setup, opts):
     """Per method X: X's and XSAR's `forward_backward`, the reference-way X step and the
-    image encoder's forward, interleaved, at X's reference batch size."""
+    image encoder's forward, interleaved, at X's reference batch size; then each one's
+    operations counted (work.py)."""
     names = _caltech_names(opts.classes)
     out = {"dataset": "Caltech101", "classes": len(names), "methods": {}}
     for method in opts.methods:
@@ -69,10 +70,11 @@ def steps(setup, opts):
                                   "step / image-encoder forward alone"),
                   timing.labelled(f"{xs}/floor", times, xs, FLOOR,
                                   "SAR step / image-encoder forward alone")]
-        out["methods"][method] = timing.group(
+        out["methods"][method] = work.add_work(timing.group(
             times, ratios, config=METHOD_CONFIGS[method], batch_size=batch_size,
             classes=len(names), precision=ours.precision,
-            novel_per_step=_novel_per_step(with_sar), novel_file=str(with_sar.novel_file))
+            novel_per_step=_novel_per_step(with_sar), novel_file=str(with_sar.novel_file)),
+            work.count(variants))
         _release(ours, with_sar)
     return out
 
@@ -184,10 +186,10 @@ def sar_growth(setup, opts):
                           timing.synchronizer(setup.device), desc="sar_growth")
     ratios = [timing.labelled(f"{name}/CoOp", times, name, "CoOp", "SAR's cost over CoOp")
               for name in trainers if name != "CoOp"]
-    record = timing.group(times, ratios, batch_size=batch_size, classes=len(names),
-                          novel_file_names=available,
-                          novel_per_step={name: _novel_per_step(t)
-                                          for name, t in trainers.items() if name != "CoOp"},
-                          precision=trainers["CoOp"].precision)
+    record = work.add_work(timing.group(
+        times, ratios, batch_size=batch_size, classes=len(names), novel_file_names=available,
+        novel_per_step={name: _novel_per_step(t) for name, t in trainers.items()
+                        if name != "CoOp"},
+        precision=trainers["CoOp"].precision), work.count(variants))
     _release(*trainers.values())
     return record

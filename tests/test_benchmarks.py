@@ -181,3 +181,35 @@ def test_reference_way_computes_what_the_trainer_computes(setup, method):
         expected = trainer.step(batch["img"], batch["label"]).total()
         loss = reference_loss(trainer, batch["img"], batch["label"])[0]
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_work_ratios_are_ratios_of_counted_operations(run):
+    """Every step and growth variant has its operations counted; each ratio's `work` is the
+    ratio of those counts, and SAR's novel classes add operations that grow with their
+    number."""
+    record = run[2]
+    sections = record["sections"]
+    counted = [*sections["steps"]["methods"].values(), sections["sar_growth"]]
+    for group in counted:
+        assert set(group["gflop"]) == set(group["timings_ms"])
+        assert all(v > 0 for v in group["gflop"].values())
+        for ratio in group["ratios"].values():
+            assert ratio["work"] == pytest.approx(
+                group["gflop"][ratio["numerator"]] / group["gflop"][ratio["denominator"]])
+    for method, group in sections["steps"]["methods"].items():
+        assert group["ratios"][f"{method}SAR/{method}"]["work"] > 1
+    growth = sections["sar_growth"]["gflop"]
+    assert growth["CoOp"] < growth["CoOpSAR novel=4"] < growth["CoOpSAR novel=8"]
+    assert "XSAR/X work" in run[1] and "/CoOp work" in run[1]
+
+
+def test_operation_count_matches_the_matrix_products(setup):
+    """The counter counts 2 * m * n * k per matrix product, forward and backward: one
+    linear layer's step has the known count, so a step's work is not a guess."""
+    from benchmarks.work import flops
+
+    layer = torch.nn.Linear(16, 8, bias=False)
+    x = torch.randn(4, 16, requires_grad=True)
+    assert flops(lambda: layer(x)) == 2 * 4 * 16 * 8
+    # backward: the input's and the weight's gradient, one product each
+    assert flops(lambda: layer(x).sum().backward()) == 3 * 2 * 4 * 16 * 8
