@@ -74,6 +74,43 @@ def test_shared_prefix_gives_the_plain_features_and_gradients(clip_model, make):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
 
 
+def clip_transformer_pass(clip_model, prompts):
+    """CLIP's own text path on prompt embeddings: all 77 positions (zeros after the given
+    ones), its causal mask, every block in full, the feature read at each EOT."""
+    x = torch.nn.functional.pad(prompts.embeddings, (0, 0, 0, 77 - prompts.embeddings.shape[1]))
+    x = clip_model.transformer((x + clip_model.positional_embedding).permute(1, 0, 2))
+    x = clip_model.ln_final(x.permute(1, 0, 2))
+    return x[torch.arange(x.shape[0]), prompts.eot] @ clip_model.text_projection
+
+
+@pytest.mark.parametrize("make", ["coop", "cocoop", "front"])
+def test_features_and_gradients_are_clips_own_pass(clip_model, make):
+    """Every saving at once (shared prefix, packed rows, the last block at the EOTs only)
+    against CLIP's transformer over 77 positions: features and prompt gradients."""
+    encoder = TextEncoder(clip_model)
+    torch.manual_seed(4)
+    condition = torch.randn(2, 32, generator=torch.Generator().manual_seed(5))
+    if make == "cocoop":
+        learner = ConditionalPromptLearner(clip_model, encoder, NAMES + NOVEL, n_ctx=3)
+    else:
+        learner = ContextPromptLearner(
+            clip_model, encoder, NAMES + NOVEL, n_ctx=3,
+            **({"class_token_position": "front"} if make == "front" else {}))
+    results = []
+    for run in (encoder.encode, lambda p: clip_transformer_pass(clip_model, p)):
+        learner.zero_grad()
+        prompts = learner(condition=condition) if make == "cocoop" else learner()
+        assert (prompts.shared_prefix > 0) == (make != "front")
+        feats = run(prompts)
+        weights = torch.randn(feats.shape, generator=torch.Generator().manual_seed(6))
+        (feats * weights).sum().backward()
+        results.append((feats.detach(), [p.grad.clone() for p in learner.parameters()]))
+    (ours, our_grads), (clips, clip_grads) = results
+    torch.testing.assert_close(ours, clips, rtol=1e-5, atol=1e-5)
+    for a, b in zip(our_grads, clip_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
 def test_no_shared_prefix_where_rows_differ_inside_it(clip_model):
     encoder = TextEncoder(clip_model)
     for kw in ({"class_token_position": "front"}, {"class_token_position": "middle"},

@@ -1,6 +1,6 @@
 """CLIP's text transformer, run block by block and only where outputs can differ.
 
-Three exact savings, all from the attention being causal and the feature being read at the
+Four exact savings, all from the attention being causal and the feature being read at the
 end-of-text (EOT) token:
 - truncation: no position after a row's EOT can change its feature, so the transformer
   runs on the first `max(eot) + 1` positions only, not all 77;
@@ -10,6 +10,8 @@ end-of-text (EOT) token:
   learned context, fixed words before the class name) have the same hidden states in every
   row, so they run once (once per image for image-conditioned prompts) and the class-name
   positions attend to that one copy.
+- the last block at the EOTs: its output is read at each row's EOT only, so every other
+  position needs only its keys and values there, not its query, attention or MLP.
 Deep prompts (MaPLe, PromptSRC) replace the context tokens' hidden states at the input of
 later blocks; shared by all rows, they stay inside the shared prefix.
 
@@ -95,9 +97,11 @@ class TextEncoder(nn.Module):
                 else:
                     per_row = layer if layer.dim() == 3 else layer.expand(x.shape[0], -1, -1)
                     tokens = layout.pack(_replace_context(layout.unpack(tokens), per_row))
-            prefix, tokens = self._block(block, prefix, tokens, layout)
-        tokens = self.ln_final(tokens).type(self.dtype)
-        return tokens[layout.ends] @ self.text_projection
+            if i == len(self.resblocks) - 1:
+                ends = self._last_block(block, prefix, tokens, layout)
+            else:
+                prefix, tokens = self._block(block, prefix, tokens, layout)
+        return self.ln_final(ends).type(self.dtype) @ self.text_projection
 
     def _attend(self, device):
         """The attention pattern on `device`, moved once if the encoder was not (it shares
@@ -111,27 +115,37 @@ class TextEncoder(nn.Module):
         attention unpacks them: each row attends causally to its own positions and, with a
         shared prefix (G, p, D), to its group's prefix, which attends causally to itself."""
         attn = block.attn
-        q, k, v = _heads(attn, layout.unpack(F.linear(block.ln_1(tokens), attn.in_proj_weight,
-                                                      attn.in_proj_bias)))
+        q, k, v = _heads(attn, layout.unpack(_project_in(attn, block.ln_1(tokens))))
         if prefix is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            qp, kp, vp = _heads(attn, F.linear(block.ln_1(prefix), attn.in_proj_weight,
-                                               attn.in_proj_bias))
+            qp, kp, vp = _heads(attn, _project_in(attn, block.ln_1(prefix)))
             prefix_out = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
             prefix = prefix + _merge(attn, prefix_out)
             prefix = prefix + block.mlp(block.ln_2(prefix))
-            rows = q.shape[0]
-            if layout.per_group == rows:
-                kp, vp = kp.expand(rows, -1, -1, -1), vp.expand(rows, -1, -1, -1)
-            else:
-                kp = kp.repeat_interleave(layout.per_group, 0)
-                vp = vp.repeat_interleave(layout.per_group, 0)
+            k, v = layout.with_prefix(kp, k), layout.with_prefix(vp, v)
             out = F.scaled_dot_product_attention(
-                q, torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2),
+                q, k, v,
                 attn_mask=self._attend(q.device)[layout.prefix:layout.length, :layout.length])
         tokens = tokens + _project_out(attn, layout.pack(out.transpose(1, 2).flatten(2)))
         return prefix, tokens + block.mlp(block.ln_2(tokens))
+
+    def _last_block(self, block, prefix, tokens, layout):
+        """The last residual block, where only each row's EOT output is read: keys and
+        values everywhere, but the query, attention and MLP at the EOTs only (most of a
+        block's work saved at every other position). Returns (rows, D)."""
+        attn = block.attn
+        k, v = _heads(attn, layout.unpack(_project_in(attn, block.ln_1(tokens), 1)))
+        if prefix is not None:
+            kp, vp = _heads(attn, _project_in(attn, block.ln_1(prefix), 1))
+            k, v = layout.with_prefix(kp, k), layout.with_prefix(vp, v)
+        x = tokens[layout.ends]
+        (q,) = _heads(attn, _project_in(attn, block.ln_1(x), 0, 1)[:, None])
+        # the EOT at (absolute) position e attends to positions 0 .. e of its row
+        sees = torch.arange(layout.length, device=x.device) <= layout.eot[:, None]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=sees[:, None, None, :])
+        x = x + _project_out(attn, out.flatten(1))
+        return x + block.mlp(block.ln_2(x))
 
     @torch.no_grad()
     def encode_token_ids(self, token_ids: torch.Tensor, batch_size: int = 256,
@@ -175,6 +189,7 @@ class _Layout:
         self.prefix, self.length, self.per_group = prefix, length, per_group
         self.rows, self.width = eot.shape[0], length - prefix
         device = eot.device
+        self.eot = eot  # absolute positions, on the device
         if eot_list is None:
             self.slots = None  # every position kept
             self.ends = (torch.arange(self.rows, device=device) * self.width
@@ -190,6 +205,15 @@ class _Layout:
         x = x.reshape(self.rows * self.width, x.shape[-1])
         return x if self.slots is None else x[self.slots]
 
+    def with_prefix(self, of_prefix, of_rows):
+        """Keys or values of the shared prefix (groups, heads, p, d) put before each row's
+        own (rows, heads, width, d): (rows, heads, p + width, d)."""
+        if self.per_group == self.rows:
+            of_prefix = of_prefix.expand(self.rows, -1, -1, -1)
+        else:
+            of_prefix = of_prefix.repeat_interleave(self.per_group, 0)
+        return torch.cat([of_prefix, of_rows], dim=2)
+
     def unpack(self, tokens):
         """(kept tokens, C) -> (rows, width, C), zeros where nothing was kept (positions
         after a row's EOT, which causal attention never lets reach it)."""
@@ -204,9 +228,18 @@ def _replace_context(x, layer):
     return torch.cat([x[:, :1], layer, x[:, 1 + layer.shape[1]:]], dim=1)
 
 
-def _heads(attn, qkv):
-    """CLIP's attention input projection (N, L, 3D) -> q, k, v as (N, heads, L, D/heads)."""
-    return [t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for t in qkv.chunk(3, dim=-1)]
+def _project_in(attn, x, first=0, stop=3):
+    """CLIP's attention input projection, only its parts first .. stop-1 of (q, k, v)."""
+    d = x.shape[-1]
+    return F.linear(x, attn.in_proj_weight[first * d:stop * d],
+                    attn.in_proj_bias[first * d:stop * d])
+
+
+def _heads(attn, projected):
+    """An input projection (N, L, parts * D) -> one (N, heads, L, D/heads) per part."""
+    parts = projected.shape[-1] // attn.embed_dim
+    return [t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+            for t in projected.chunk(parts, dim=-1)]
 
 
 def _merge(attn, out):
