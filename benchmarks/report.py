@@ -47,6 +47,10 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _fastest(r):
+    return f"{r['fastest']:.2f}" if "fastest" in r else "-"
+
+
 def _work(r):
     return f"{r['work']:.2f}" if "work" in r else "-"
 
@@ -58,11 +62,12 @@ def steps_table(rec):
         sar, floor = r[f"{m}SAR/{m}"], r[f"{m}/floor"]
         rows.append([m, g["batch_size"], g["classes"], g["novel_per_step"], g["precision"],
                      _ms(s[m]), _ms(s[m + "SAR"]), _ms(s[f"reference-way {m}"]),
-                     _ms(s["image encoder"]), _x(sar), _work(sar),
+                     _ms(s["image encoder"]), _x(sar), _fastest(sar), _work(sar),
                      _x(r[f"{m}SAR/reference-way {m}"]), _x(r[f"speed-up {m}"]),
                      _x(floor), _work(floor), _x(r[f"{m}SAR/floor"])])
     return _table(["method X", "batch", "classes", "novel/step", "prec", "X ms",
-                   "XSAR ms", "ref-way X ms", "image enc. ms", "XSAR/X", "XSAR/X work",
+                   "XSAR ms", "ref-way X ms", "image enc. ms", "XSAR/X", "XSAR/X fastest",
+                   "XSAR/X work",
                    "XSAR/ref-way X", "speed-up ref/X", "X/floor", "X/floor work",
                    "XSAR/floor"], rows)
 
@@ -84,11 +89,12 @@ def eval_table(rec):
 
 
 def growth_table(rec):
-    rows = [["CoOp", "-", _ms(rec["summary_ms"]["CoOp"]), "1", "1"]]
+    rows = [["CoOp", "-", _ms(rec["summary_ms"]["CoOp"]), "1", "1", "1"]]
     for name, k in rec["novel_per_step"].items():
         r = rec["ratios"][f"{name}/CoOp"]
-        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(r), _work(r)])
-    return _table(["variant", "novel/step", "step ms", "/CoOp", "/CoOp work"], rows)
+        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(r), _fastest(r), _work(r)])
+    return _table(["variant", "novel/step", "step ms", "/CoOp", "/CoOp fastest",
+                   "/CoOp work"], rows)
 
 
 def _mib(v):
@@ -134,7 +140,8 @@ def markdown(record):
             f"{' (' + env['gpu'] + ')' if env['gpu'] else ''}, torch {env['torch']}, "
             f"{env['threads']} threads, {env['cpu']}, {env['date']}\n"
             f"times: median (min..max) of {env['repeats']} rounds; ratios: median of "
-            "per-round ratios; work: the same ratio of floating-point operations")
+            "per-round ratios; fastest: ratio of the fastest rounds; work: the same ratio of "
+            "floating-point operations")
     parts = [head]
     for name, rec in record["sections"].items():
         parts.append(f"## {name}\n\n{TABLES[name](rec)}")

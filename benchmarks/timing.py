@@ -46,10 +46,13 @@ def summary(values):
 
 
 def ratio(times, numerator, denominator, meaning):
-    """numerator / denominator in each round, and their median."""
+    """numerator / denominator in each round, and their median; also the ratio of the two
+    fastest rounds (load on a shared machine only ever adds time, so each variant's fastest
+    round is its least disturbed one)."""
     per_round = [a / b for a, b in zip(times[numerator], times[denominator])]
     return {"numerator": numerator, "denominator": denominator, "meaning": meaning,
-            "per_round": per_round, "median": statistics.median(per_round)}
+            "per_round": per_round, "median": statistics.median(per_round),
+            "fastest": min(times[numerator]) / min(times[denominator])}
 
 
 def group(times, ratios, **info):

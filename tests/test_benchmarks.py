@@ -78,6 +78,7 @@ def test_every_ratio_is_the_ratio_of_its_rounds(run):
             assert ratio["per_round"] == pytest.approx([a / b for a, b in zip(num, den)],
                                                        rel=1e-12), (name, label)
             assert ratio["median"] == statistics.median(ratio["per_round"]), (name, label)
+            assert ratio["fastest"] == pytest.approx(min(num) / min(den), rel=1e-12)
         for variant, summary in group["summary_ms"].items():
             assert summary["median"] == statistics.median(times[variant])
             assert (summary["min"], summary["max"]) == (min(times[variant]), max(times[variant]))
