@@ -37,22 +37,15 @@ def _ms(s):
     return f"{s['median']:.1f} ({s['min']:.1f}..{s['max']:.1f})"
 
 
-def _x(r):
-    return f"{r['median']:.2f}"
+def _x(r, key="median"):
+    """A ratio record's `key` ("median", "fastest" or "work"), or "-" where not recorded."""
+    return f"{r[key]:.2f}" if key in r else "-"
 
 
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _fastest(r):
-    return f"{r['fastest']:.2f}" if "fastest" in r else "-"
-
-
-def _work(r):
-    return f"{r['work']:.2f}" if "work" in r else "-"
 
 
 def steps_table(rec):
@@ -62,9 +55,9 @@ def steps_table(rec):
         sar, floor = r[f"{m}SAR/{m}"], r[f"{m}/floor"]
         rows.append([m, g["batch_size"], g["classes"], g["novel_per_step"], g["precision"],
                      _ms(s[m]), _ms(s[m + "SAR"]), _ms(s[f"reference-way {m}"]),
-                     _ms(s["image encoder"]), _x(sar), _fastest(sar), _work(sar),
+                     _ms(s["image encoder"]), _x(sar), _x(sar, "fastest"), _x(sar, "work"),
                      _x(r[f"{m}SAR/reference-way {m}"]), _x(r[f"speed-up {m}"]),
-                     _x(floor), _work(floor), _x(r[f"{m}SAR/floor"])])
+                     _x(floor), _x(floor, "work"), _x(r[f"{m}SAR/floor"])])
     return _table(["method X", "batch", "classes", "novel/step", "prec", "X ms",
                    "XSAR ms", "ref-way X ms", "image enc. ms", "XSAR/X", "XSAR/X fastest",
                    "XSAR/X work",
@@ -92,7 +85,8 @@ def growth_table(rec):
     rows = [["CoOp", "-", _ms(rec["summary_ms"]["CoOp"]), "1", "1", "1"]]
     for name, k in rec["novel_per_step"].items():
         r = rec["ratios"][f"{name}/CoOp"]
-        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(r), _fastest(r), _work(r)])
+        rows.append([name, k, _ms(rec["summary_ms"][name]), _x(r), _x(r, "fastest"),
+                     _x(r, "work")])
     return _table(["variant", "novel/step", "step ms", "/CoOp", "/CoOp fastest",
                    "/CoOp work"], rows)
 

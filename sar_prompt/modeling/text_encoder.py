@@ -135,12 +135,13 @@ class TextEncoder(nn.Module):
         values everywhere, but the query, attention and MLP at the EOTs only (most of a
         block's work saved at every other position). Returns (rows, D)."""
         attn = block.attn
-        k, v = _heads(attn, layout.unpack(_project_in(attn, block.ln_1(tokens), 1)))
+        normed = block.ln_1(tokens)
+        k, v = _heads(attn, layout.unpack(_project_in(attn, normed, 1)))
         if prefix is not None:
             kp, vp = _heads(attn, _project_in(attn, block.ln_1(prefix), 1))
             k, v = layout.with_prefix(kp, k), layout.with_prefix(vp, v)
         x = tokens[layout.ends]
-        (q,) = _heads(attn, _project_in(attn, block.ln_1(x), 0, 1)[:, None])
+        (q,) = _heads(attn, _project_in(attn, normed[layout.ends], 0, 1)[:, None])
         # the EOT at (absolute) position e attends to positions 0 .. e of its row
         sees = torch.arange(layout.length, device=x.device) <= layout.eot[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=sees[:, None, None, :])
