@@ -151,8 +151,11 @@ def final_table(bench, args, out=None):
     print(file=out)
     if args.table == "seeds":
         name, _ = bench.config_for(bench.datasets[0], bench.shots[0])
+        from .protocol import trains
+
+        seeds = bench.seeds if trains(bench.trainer) else bench.seeds[:1]  # zero-shot: once
         rows = results.collect(bench.root, bench.datasets[0], bench.trainer, name,
-                               bench.shots[0], bench.seeds)
+                               bench.shots[0], seeds)
         print(results.format_table(rows, f"base-to-new: {bench.datasets[0]} / {bench.trainer} / "
                                          f"{name} / {bench.shots[0]} shots"), file=out)
         return
