@@ -162,10 +162,10 @@ def final_table(bench, args, out=None):
     table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
                                 bench.seeds, bench.shots, allow_partial=True, source=bench.source,
                                 configs=lambda t, d, k: bench.config_for(d, k)[0])
-    print(results.to_markdown(table), file=out)
+    print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    paths = results.save(table, bench.root / "tables")
+    paths = results.save(table, bench.root / "tables", with_std=True)
     print(f"table and plot: {', '.join(str(p) for p in paths)}", file=out)
     if table.problems:
         print(f"({len(table.problems)} run(s) not finished: the table averages what there is)",

@@ -93,9 +93,9 @@ def _legend_below(fig, handles, labels):
                frameon=False, handletextpad=0.3, columnspacing=1.0)
 
 
-def _dataset_axis(ax, rows):
+def _dataset_axis(ax, rows, source=""):
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([_title(d) for d in rows])
+    ax.set_yticklabels([_title(d) + (" (source)" if d == source else "") for d in rows])
     for label, d in zip(ax.get_yticklabels(), rows):
         if d == AVERAGE:
             label.set_fontweight("bold")
@@ -132,7 +132,7 @@ def _dot_panels(table, plt, metrics, titles):
         ax.set_title(title, pad=2)
         ax.grid(axis="x", alpha=0.5)
         ax.tick_params(axis="y", length=0)
-    _dataset_axis(axes[0], rows)
+    _dataset_axis(axes[0], rows, table.source)
     _average_rule(axes, rows)
     axes[0].set_xlim(*_span(values, 2, floor=0, ceil=100))
     for ax in axes:

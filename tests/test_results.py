@@ -306,11 +306,13 @@ def test_latex_is_a_booktabs_table_split_into_blocks(tmp_path):
     assert "$\\Delta$ CoOpSAR $-$ CoOp" in tex
     if shutil.which("pdflatex"):
         doc = tmp_path / "t.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+        doc.write_text("\\documentclass[twocolumn]{article}\\usepackage{booktabs}"
+                       "\\usepackage{graphicx}\\begin{document}"
                        + tex + "\\end{document}\n")
         done = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout[-2000:]
+        assert "Overfull" not in (tmp_path / "t.log").read_text()  # fits the text width
 
 
 def test_csv_long_and_wide(tmp_path):

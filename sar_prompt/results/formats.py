@@ -155,7 +155,7 @@ def grid(table, with_std=False):
                 values.append(None if e is None else e.mean)
         g.rows.append(Row(f"{trainer} (published)", cells, values, "published"))
 
-    def delta_row(trainer, baseline):
+    def delta_row(trainer, baseline, kind="delta"):
         name = delta_name(trainer, baseline)
         cells, values = [], []
         for d, _, subs in columns:
@@ -165,7 +165,7 @@ def grid(table, with_std=False):
                 cells.append(f"{e.mean:+.2f}" if shown else ("" if metric not in shown_deltas
                                                              else "-"))
                 values.append(e.mean if shown else None)
-        g.rows.append(Row(f"Δ {trainer} − {baseline}", cells, values, "delta"))
+        g.rows.append(Row(f"Δ {trainer} − {baseline}", cells, values, kind))
 
     inline = [(t, b) for t, b in table.pairs if b != ZERO_SHOT]
     for trainer in table.trainers:
@@ -176,7 +176,7 @@ def grid(table, with_std=False):
                 delta_row(t, b)
     for t, b in table.pairs:
         if b == ZERO_SHOT:
-            delta_row(t, b)
+            delta_row(t, b, "zero-shot delta")
     g.notes = notes(table, with_std)
     return g
 
@@ -308,10 +308,12 @@ def _latex_number(text):
     return latex_escape(text.replace("-", "−") if text[0] in "+-" else text)
 
 
-def to_latex(table, with_std=False, groups_per_block=4, resize=False):
-    """A booktabs table ready to paste (needs \\usepackage{booktabs}; with `resize`,
-    graphicx). Wide tables are split into stacked blocks of `groups_per_block` datasets."""
+def to_latex(table, with_std=False, groups_per_block=None, resize=True):
+    """A booktabs table ready to paste (needs \\usepackage{booktabs}, and graphicx for
+    `resize`). Wide tables are split into stacked blocks of `groups_per_block` datasets
+    (4, or 2 with the std), each scaled to the text width with `resize`."""
     g = grid(table, with_std)
+    groups_per_block = groups_per_block or (2 if with_std else 4)
     blocks = _blocks(g, lambda groups: len(groups) <= groups_per_block)
     out = ["% " + latex_escape(g.title).replace("\n", " "),
            "% requires \\usepackage{booktabs}" + (" and \\usepackage{graphicx}" if resize else ""),
@@ -340,6 +342,8 @@ def to_latex(table, with_std=False, groups_per_block=4, resize=False):
         for row in g.rows:
             if previous == "delta" and row.kind == "method":
                 lines.append("\\addlinespace")
+            if row.kind == "zero-shot delta" and previous != row.kind:
+                lines.append("\\midrule")
             label = latex_escape(row.label)
             if row.kind != "method":
                 label = f"\\quad\\textit{{{label}}}"
