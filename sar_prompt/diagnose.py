@@ -99,7 +99,13 @@ def build_trainer(fp, output_dir, data_root=None):
     sar_prompt.register()
     cfg = get_cfg_default()
     sar_prompt.extend_cfg(cfg)
-    cfg.merge_from_other_cfg(CfgNode(fp["config"]))
+    try:
+        cfg.merge_from_other_cfg(CfgNode(fp["config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"the run's fingerprint config does not fit this version's config "
+                          f"({exc}); diagnose it with the sar-prompt version that trained it "
+                          f"(fingerprint git revision: {(fp.get('git') or {}).get('revision')})."
+                          ) from None
     cfg.OUTPUT_DIR = str(output_dir)
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     cfg.RESUME = ""
@@ -242,8 +248,9 @@ def plot_heatmaps(matrices, stem, title=""):
             axes[0].set_yticks(range(len(names)))
             axes[0].set_yticklabels(names)
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
-        if title:
-            fig.suptitle(title, y=0.96)
+        if title:  # a small line above the panels (a paper's caption says the rest)
+            axes[0].annotate(title, (0, 1), xycoords="axes fraction", xytext=(0, 12),
+                             textcoords="offset points", ha="left", va="bottom")
         paths = _save(fig, plt, stem)
     return [p for p in paths if p.suffix in (".pdf", ".png")]
 
