@@ -14,6 +14,8 @@ setup(
     packages=[
         "sar_prompt",
         "sar_prompt.modeling",
+        "sar_prompt.results",
+        "sar_prompt.published",
         "sar_prompt.novel",
         "sar_prompt.classnames",
         "sar_prompt.data",
@@ -27,7 +29,7 @@ setup(
         "sar_prompt.datasets": "datasets",
         "sar_prompt.novel_classes": "novel_classes",
     },
-    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"],
+    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.published": ["*.csv"], "sar_prompt.classnames": ["*.txt"],
                   "sar_prompt.novel": ["prompts/*.txt"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[

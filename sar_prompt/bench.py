@@ -151,18 +151,21 @@ def final_table(bench, args, out=None):
     print(file=out)
     if args.table == "seeds":
         name, _ = bench.config_for(bench.datasets[0], bench.shots[0])
+        from .protocol import trains
+
+        seeds = bench.seeds if trains(bench.trainer) else bench.seeds[:1]  # zero-shot: once
         rows = results.collect(bench.root, bench.datasets[0], bench.trainer, name,
-                               bench.shots[0], bench.seeds)
+                               bench.shots[0], seeds)
         print(results.format_table(rows, f"base-to-new: {bench.datasets[0]} / {bench.trainer} / "
                                          f"{name} / {bench.shots[0]} shots"), file=out)
         return
     table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
                                 bench.seeds, bench.shots, allow_partial=True, source=bench.source,
                                 configs=lambda t, d, k: bench.config_for(d, k)[0])
-    print(results.to_markdown(table), file=out)
+    print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    paths = results.save(table, bench.root / "tables")
+    paths = results.save(table, bench.root / "tables", with_std=True)
     print(f"table and plot: {', '.join(str(p) for p in paths)}", file=out)
     if table.problems:
         print(f"({len(table.problems)} run(s) not finished: the table averages what there is)",

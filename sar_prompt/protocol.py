@@ -199,7 +199,9 @@ class Run:
     @property
     def label(self):
         shots = f" {self.shots}-shot" if self.protocol == "fewshot" else ""
-        return f"{self.dataset} {self.trainer}{shots} seed {self.seed} {self.phase_label}"
+        once = self.eval_only and not self.train_dir and not trains(self.trainer)
+        return (f"{self.dataset} {self.trainer}{shots} "
+                + ("zero-shot" if once else f"seed {self.seed}") + f" {self.phase_label}")
 
     def argv(self, load_epoch=None):
         """train.py's arguments (after the interpreter and script)."""
@@ -229,7 +231,9 @@ class Job:
     def label(self):
         first = self.runs[0]
         shots = f" {first.shots}-shot" if first.protocol == "fewshot" else ""
-        return f"{first.dataset} {first.trainer}{shots} seed {first.seed}"
+        once = first.eval_only and not first.train_dir and not trains(first.trainer)
+        return f"{first.dataset} {first.trainer}{shots} " + ("zero-shot" if once else
+                                                             f"seed {first.seed}")
 
 
 @dataclass(frozen=True)
@@ -294,14 +298,17 @@ class Benchmark:
 
     def jobs(self):
         """Every job of the benchmark, datasets in the reference tables' order, then shots,
-        then seeds."""
+        then seeds. A method that trains nothing (zero-shot CLIP) is evaluated once per
+        dataset and phase: one job, in the first seed's folder (where earlier versions put
+        seed 1, so their runs are found and kept), whatever the seeds."""
         learns = trains(self.trainer)
+        seeds = self.seeds if learns else self.seeds[:1]
         jobs = []
         if self.protocol in ("base2new", "fewshot"):
             for dataset in self.datasets:
                 for shots in self.shots:
                     config = self.config_for(dataset, shots)
-                    for seed in self.seeds:
+                    for seed in seeds:
                         first_phase = "train_base" if self.protocol == "base2new" else "train_all"
                         first = self._run(first_phase, dataset, shots, seed, config,
                                           eval_only=not learns)
@@ -314,7 +321,7 @@ class Benchmark:
             return jobs
         shots = self.shots[0]
         config = self.config_for(self.source, shots)
-        for seed in self.seeds:
+        for seed in seeds:
             first = self._run("train_all", self.source, shots, seed, config, eval_only=not learns)
             tests = [self._run("test_all", target, shots, seed, config, eval_only=True,
                                few_shot=False, train_dir=first.output_dir if learns else "")

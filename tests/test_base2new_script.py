@@ -127,16 +127,18 @@ TINY_RUN = ["INPUT.SIZE", "(32, 32)", "USE_CUDA", "False", "DATALOADER.NUM_WORKE
 def test_base2new_zeroshot_clip_evaluates_base_and_new(caltech_root, tiny_clip_path, tmp_path):
     out = tmp_path / "output"
     args = ["caltech101", "ZeroshotCLIP", "MODEL.BACKBONE.PATH", str(tiny_clip_path), *TINY_RUN]
-    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1")
+    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1 2 3")
     proc = run_script(*args, cwd=tmp_path, **env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "caltech101 ZeroshotCLIP seed 1 base: evaluating (no training)" in proc.stdout
+    assert "caltech101 ZeroshotCLIP zero-shot base: evaluating (no training)" in proc.stdout
     runs = {sub: out / "base2new" / folder / "caltech101/shots_16/ZeroshotCLIP/vit_b16/seed1"
             for sub, folder in (("base", "train_base"), ("new", "test_new"))}
     results = {sub: json.loads((d / "results.json").read_text()) for sub, d in runs.items()}
     assert {r["subsample_classes"] for r in results.values()} == {"base", "new"}
     assert all(r["epoch"] == 0 and r["checkpoint"] is None for r in results.values())
     assert not (runs["base"] / "prompt_learner").exists()  # nothing learnable, nothing saved
+    # evaluated once per phase whatever the seeds: no seed2/seed3 copies of the same number
+    assert not (runs["base"].parent / "seed2").exists()
     base, new, _ = table_rows(proc.stdout)[1]
     assert (base, new) == (pytest.approx(results["base"]["accuracy"], abs=0.01),
                            pytest.approx(results["new"]["accuracy"], abs=0.01))

@@ -69,7 +69,8 @@ def test_each_trainers_table_and_plot_are_saved(benchmark):
         assert f"table and plot: {tables / f'base2new_{trainer}.md'}" in proc.stdout
         assert (tables / f"base2new_{trainer}.png").read_bytes()[:4] == b"\x89PNG"
         base = accuracy(run_folder(out, "train_base", "eurosat", trainer))
-        assert f"| EuroSAT | {base:.2f} ± 0.00 |" in proc.stdout
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {trainer} |"))
+        assert f"| {base:.2f} ± 0.00 |" in row
 
 
 def test_fingerprints_describe_each_run(benchmark):
@@ -92,16 +93,18 @@ def test_compare_and_rerun(benchmark, tmp_path):
     procs, out, env, clip = benchmark
     proc = subprocess.run([sys.executable, "-m", "sar_prompt.results", str(out / "base2new"),
                            "--compare", "CoOp", "CoOpSAR", "--seeds", "1", "--shots", "2",
-                           "--save", str(tmp_path)], capture_output=True, text=True, env=env)
+                           "--save", str(tmp_path), "--format", "markdown", "--std"],
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("| DTD |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
+            for line in proc.stdout.splitlines() if line.startswith("| ")}
     b0, n0 = (accuracy(run_folder(out, p, "dtd", "CoOp")) for p in ("train_base", "test_new"))
     b1, n1 = (accuracy(run_folder(out, p, "dtd", "CoOpSAR")) for p in ("train_base", "test_new"))
     hm = lambda b, n: 2 * b * n / (b + n) if b + n else 0.0  # noqa: E731
-    assert cells[1:3] == [f"{b0:.2f} ± 0.00", f"{n0:.2f} ± 0.00"]
-    assert cells[4:6] == [f"{b1:.2f} ± 0.00", f"{n1:.2f} ± 0.00"]
-    assert cells[7:] == [f"{b1 - b0:+.2f}", f"{n1 - n0:+.2f}", f"{hm(b1, n1) - hm(b0, n0):+.2f}"]
+    assert rows["CoOp"][1:3] == [f"{b0:.2f} ± 0.00", f"{n0:.2f} ± 0.00"]  # DTD first
+    assert rows["CoOpSAR"][1:3] == [f"{b1:.2f} ± 0.00", f"{n1:.2f} ± 0.00"]
+    assert rows["*Δ CoOpSAR − CoOp*"][1:4] == ["", f"{n1 - n0:+.2f}",
+                                               f"{hm(b1, n1) - hm(b0, n0):+.2f}"]
     assert "fingerprint" not in proc.stderr  # same code, data and settings: nothing to flag
     assert (tmp_path / "base2new_CoOp_vs_CoOpSAR.png").is_file()
     again = subprocess.run(["bash", str(SCRIPT), "CoOp", "MODEL.BACKBONE.PATH", str(clip)],

@@ -53,6 +53,7 @@ def test_registration_whichever_is_imported_first(order):
 
 
 @pytest.mark.parametrize("tool", [["sar_prompt.results", "--help"],
+                                  ["sar_prompt.diagnose", "--help"],
                                   ["sar_prompt.bench", "--help"],
                                   ["sar_prompt.novel", "validate", "--help"],
                                   ["sar_prompt.data", "check", "--help"]])

@@ -131,3 +131,21 @@ def test_bad_requests_fail_with_the_fix():
         bench(shots=(1, 2))
     with pytest.raises(ConfigError, match="unknown protocol"):
         bench("b2n")
+
+
+@pytest.mark.parametrize("name, runs_per_job", [("base2new", 2), ("fewshot", 1), ("xd", 11),
+                                                ("dg", 5)])
+def test_zeroshot_clip_is_evaluated_once_per_dataset_and_phase(name, runs_per_job):
+    jobs = bench(name, "ZeroshotCLIP", seeds=(1, 2, 3),
+                 **({"datasets": ("dtd", "eurosat")} if name in ("base2new", "fewshot")
+                    else {})).jobs()
+    per_dataset = {"base2new": 2, "fewshot": 2 * 5}.get(name, 1)  # fewshot: per shots too
+    assert len(jobs) == per_dataset and all(len(j.runs) == runs_per_job for j in jobs)
+    for job in jobs:
+        assert "zero-shot" in job.label and "seed" not in job.label
+        for run in job.runs:  # the first seed's folder: where earlier versions wrote seed 1
+            assert run.eval_only and run.seed == 1 and run.output_dir.endswith("/seed1")
+            assert run.label.endswith(f"zero-shot {run.phase_label}")
+    trained = bench(name, "CoOp", seeds=(1, 2, 3),
+                    **({"datasets": ("dtd",)} if name in ("base2new", "fewshot") else {})).jobs()
+    assert {r.seed for j in trained for r in j.runs} == {1, 2, 3}

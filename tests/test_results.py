@@ -2,6 +2,7 @@
 incomplete seed sets (missing, truncated results.json, failed run), --compare, the output
 formats and the plot, and fingerprints."""
 import csv
+import statistics
 import io
 import json
 
@@ -87,10 +88,16 @@ def test_benchmark_table_against_hand_computed_values(tmp_path, capsys):
     assert get["average", "base"].mean == pytest.approx(76.0)
     assert get["average", "new"].mean == pytest.approx(51.5)
     assert get["average", "hm"].mean == pytest.approx(2 * 76 * 51.5 / 127.5)
-    assert main([str(tmp_path), "--trainer", "CoOpSAR", "--config", "cfg"]) == 0
+    assert main([str(tmp_path), "--trainer", "CoOpSAR", "--config", "cfg", "--format",
+                 "markdown"]) == 0
     out = capsys.readouterr().out
-    assert "| EuroSAT | 82.00 ± 1.63 | 63.00 ± 2.45 | 71.26 ±" in out
-    assert "| **Average** | 76.00 | 51.50 | 61.40 |" in out
+    # methods as rows, datasets as Base / New / HM column groups, the average last
+    assert "| Method | DTD Base | DTD New | DTD HM | EuroSAT Base | EuroSAT New | EuroSAT HM | " \
+           "Average Base | Average New | Average HM |" in out
+    assert "| CoOpSAR | 70.00 | 40.00 | 50.91 | 82.00 | 63.00 | 71.26 | 76.00 | 51.50 | 61.40 |" in out
+    assert main([str(tmp_path), "--trainer", "CoOpSAR", "--config", "cfg", "--format",
+                 "markdown", "--std"]) == 0
+    assert "| 82.00 ± 1.63 | 63.00 ± 2.45 | 71.26 ± " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage, status", [
@@ -115,8 +122,8 @@ def test_incomplete_seed_sets_are_refused_and_named(tmp_path, capsys, damage, st
         assert f"log: {bad / 'log.txt'}" in err
     assert main(args + ["--allow-partial"]) == 0
     out = capsys.readouterr().out
-    dtd = next(line for line in out.splitlines() if line.startswith("| DTD"))
-    assert "(2/3)" in dtd  # averaged over two seeds, and says so
+    row = next(line for line in out.splitlines() if line.startswith("CoOpSAR"))
+    assert "(2/3)" in row  # averaged over two seeds, and says so
 
 
 def test_compare_side_by_side_with_deltas_in_every_format(tmp_path, capsys):
@@ -128,10 +135,9 @@ def test_compare_side_by_side_with_deltas_in_every_format(tmp_path, capsys):
     assert deltas["eurosat", "hm"] == pytest.approx(2 * 82 * 65 / 147 - 2 * 82 * 63 / 145)
     assert deltas["average", "new"] == pytest.approx(2.0)
     base = [str(tmp_path), "--compare", "CoOp", "CoOpSAR", "--config", "cfg"]
-    assert main(base) == 0
+    assert main(base + ["--format", "markdown"]) == 0
     md = capsys.readouterr().out
-    assert "| Dataset | CoOp Base | CoOp New | CoOp HM | CoOpSAR Base" in md
-    assert "| Δ Base | Δ New | Δ HM |" in md
+    assert "| *Δ CoOpSAR − CoOp* |  | +2.00 | " in md
     assert main(base + ["--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     delta = [r for r in rows if r["kind"] == "delta" and r["dataset"] == "average"
@@ -141,8 +147,12 @@ def test_compare_side_by_side_with_deltas_in_every_format(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["trainers"] == ["CoOp", "CoOpSAR"] and not data["problems"]
     saved = sorted(p.name for p in (tmp_path / "tables").iterdir())
-    assert saved == [f"base2new_CoOp_vs_CoOpSAR.{e}" for e in ("csv", "json", "md", "png")]
-    assert (tmp_path / "tables" / "base2new_CoOp_vs_CoOpSAR.png").read_bytes()[:4] == b"\x89PNG"
+    name = "base2new_CoOp_vs_CoOpSAR"
+    assert saved == sorted([f"{name}.{e}" for e in ("csv", "json", "md", "tex", "wide.csv",
+                                                    "png", "pdf", "svg")]
+                           + [f"{name}_delta.{e}" for e in ("png", "pdf", "svg")])
+    assert (tmp_path / "tables" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "tables" / f"{name}_delta.pdf").read_bytes()[:5] == b"%PDF-"
 
 
 def test_runs_with_different_fingerprints_are_flagged_and_can_be_grouped(tmp_path, capsys):
@@ -153,10 +163,10 @@ def test_runs_with_different_fingerprints_are_flagged_and_can_be_grouped(tmp_pat
     assert "eurosat / CoOpSAR: the runs averaged have 2 different fingerprints" in err
     assert "eurosat CoOpSAR seed 3 base" in err and "packages.torch" in err
     assert "dtd / CoOpSAR" not in err
-    assert main(args + ["--group-by-fingerprint"]) == 0
+    assert main(args + ["--group-by-fingerprint", "--std", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    eurosat = [line for line in out.splitlines() if line.startswith("| EuroSAT [fp ")]
-    assert len(eurosat) == 2 and any("84.00 ± 0.00 (1/3)" in line for line in eurosat)
+    groups = [line for line in out.splitlines() if line.startswith("| CoOpSAR [fp ")]
+    assert len(groups) == 2 and any("84.00 ± 0.00 (1/3)" in line for line in groups)
 
 
 def test_compared_trainers_on_different_few_shot_samples_are_flagged(tmp_path):
@@ -182,16 +192,209 @@ def test_fewshot_and_transfer_tables(tmp_path, capsys):
         for seed in (1, 2):
             write(fewshot, "train_all", seed, acc + seed, "eurosat", "CoOp", shots=shots)
     assert main([str(fewshot), "--trainer", "CoOp", "--config", "cfg", "--shots", "1",
-                 "16", "--seeds", "1", "2"]) == 0
+                 "16", "--seeds", "1", "2", "--format", "markdown", "--std"]) == 0
     out = capsys.readouterr().out
-    assert "| Dataset | Trainer | 1 shot | 16 shots |" in out
-    assert "| EuroSAT | CoOp | 51.50 ± 0.50 | 71.50 ± 0.50 |" in out
+    assert "| Method | EuroSAT 1-shot | EuroSAT 16-shot | Average 1-shot | Average 16-shot |" \
+        in out
+    assert "| CoOp | 51.50 ± 0.50 | 71.50 ± 0.50 | 51.50 | 71.50 |" in out
     transfer = tmp_path / "transfer" / "from_imagenet"
     write(transfer, "train_all", 1, 70.0, "imagenet", "CoOp")
     for target, acc in (("imagenet_a", 50.0), ("imagenet_r", 74.0)):
         write(transfer, "test_all", 1, acc, target, "CoOp")
     assert main([str(tmp_path), "--protocol", "dg", "--trainer", "CoOp", "--config", "cfg",
-                 "--seeds", "1", "--datasets", "imagenet_a", "imagenet_r"]) == 0
+                 "--seeds", "1", "--datasets", "imagenet_a", "imagenet_r", "--format",
+                 "markdown", "--std"]) == 0
     out = capsys.readouterr().out
-    assert "| Trainer | ImageNet (source) | ImageNet-A | ImageNet-R | Average |" in out
+    assert "| Method | ImageNet (source) | ImageNet-A | ImageNet-R | Average |" in out
     assert "| CoOp | 70.00 ± 0.00 | 50.00 ± 0.00 | 74.00 ± 0.00 | 62.00 |" in out
+
+
+# -- runs found on disk, the paper layout, formats, published baselines, figures --------------
+GRID = {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0), "KgCoOp": (79.0, 70.0),
+        "KgCoOpSAR": (78.0, 73.0)}
+
+
+def write_grid(root, trainers=GRID, datasets=("dtd", "eurosat"), seeds=(1, 2, 3)):
+    """Fake results.json: each trainer's base / new, + the seed, + 2 on EuroSAT."""
+    for i, dataset in enumerate(datasets):
+        for trainer, (b, n) in trainers.items():
+            for seed in seeds:
+                write(root, "train_base", seed, b + seed + 2 * i, dataset, trainer)
+                write(root, "test_new", seed, n + seed + 2 * i, dataset, trainer)
+
+
+def test_compare_pairs_each_sar_variant_with_its_method(tmp_path, capsys):
+    write_grid(tmp_path)
+    table = build_table(tmp_path, "base2new", list(GRID))
+    assert table.pairs == [("CoOpSAR", "CoOp"), ("KgCoOpSAR", "KgCoOp")]
+    deltas = {(e.trainer, e.dataset, e.metric): e.mean for e in table.deltas}
+    assert deltas["CoOpSAR - CoOp", "dtd", "new"] == pytest.approx(6.0)
+    assert deltas["KgCoOpSAR - KgCoOp", "average", "new"] == pytest.approx(3.0)
+    assert deltas["KgCoOpSAR - KgCoOp", "eurosat", "hm"] == pytest.approx(
+        harmonic_mean(80 + 2, 75 + 2) - harmonic_mean(81 + 2, 72 + 2))
+    assert not any(t.startswith("KgCoOp - ") or t == "KgCoOpSAR - CoOp" for t, _, _ in deltas)
+    assert main([str(tmp_path), "--compare", *GRID]) == 0
+    out = capsys.readouterr().out.splitlines()
+    labels = [line.split("  ")[0] for line in out if line and line[0] in "CKΔ"]
+    assert labels[:6] == ["CoOp", "CoOpSAR", "Δ CoOpSAR − CoOp", "KgCoOp", "KgCoOpSAR",
+                      "Δ KgCoOpSAR − KgCoOp"]  # each delta under its pair
+    row = next(line for line in out if line.startswith("Δ CoOpSAR − CoOp"))
+    assert row.split()[4:7] == ["+6.00", f"{harmonic_mean(81, 68) - harmonic_mean(82, 62):+.2f}",
+                                "+6.00"]
+
+
+def test_zero_shot_clip_is_one_run_labelled_without_std_and_a_baseline(tmp_path, capsys):
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0)}, datasets=("dtd",))
+    for sub, acc in (("train_base", 70.0), ("test_new", 74.0)):
+        write(tmp_path, sub, 1, acc, "dtd", "ZeroshotCLIP", config="vit_b16")
+    table = build_table(tmp_path, "base2new", ["ZeroshotCLIP", "CoOp"], allow_partial=False)
+    assert table.complete and table.zero_shot == ["ZeroshotCLIP"]  # seeds 2, 3 not expected
+    zs = {e.metric: e for e in table.entries if e.trainer == "ZeroshotCLIP"}
+    assert zs["base"].mean == 70.0 and zs["base"].std is None and zs["hm"].std is None
+    assert table.pairs == [("CoOp", "ZeroshotCLIP")]
+    assert main([str(tmp_path), "--compare", "ZeroshotCLIP", "CoOp", "--std", "--format",
+                 "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| ZeroshotCLIP (zero-shot) | 70.00 | 74.00 | 71.94 |" in out  # no fake ± 0.00
+    assert "| *Δ CoOp − ZeroshotCLIP* |  | -12.00 |" in out and "zero-shot, one evaluation" in out
+
+
+def test_datasets_trainers_and_seeds_are_found_on_disk_with_any_name(tmp_path, capsys):
+    root = tmp_path / "output"
+    write_grid(root / "base2new", {"CoOpSAR": (20.0, 15.0)}, datasets=("demo", "mydata"),
+               seeds=(1,))
+    assert main([str(root)]) == 0  # no dataset, trainer, seed or config named
+    out = capsys.readouterr().out
+    assert "SARDemo" in out and "mydata" in out and "seeds 1" in out
+    # an incomplete set says what is there
+    write(root / "base2new", "train_base", 2, 50.0, "demo", "CoOpSAR")
+    assert main([str(root), "--seeds", "1", "2", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "demo CoOpSAR seed 3 base" in err and "on disk: shots_16/cfg: seeds 1 2 found" in err
+
+
+def test_any_folder_of_seed_runs(tmp_path, capsys):
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0)}, datasets=("dtd",))
+    config = tmp_path / "train_base" / "dtd" / "shots_16" / "CoOp" / "cfg"
+    assert main([str(config)]) == 0  # a train_base folder: paired with its test_new twin
+    out = capsys.readouterr().out
+    assert "82.00 +- 0.82" in out and "62.00 +- 0.82" in out
+    plain = tmp_path / "elsewhere"
+    for seed, acc in ((1, 50.0), (2, 54.0)):
+        (plain / f"seed{seed}").mkdir(parents=True)
+        (plain / f"seed{seed}" / "results.json").write_text(json.dumps({"accuracy": acc}))
+    assert main([str(plain)]) == 0
+    assert "52.00 +- 2.00" in capsys.readouterr().out
+
+
+def test_latex_is_a_booktabs_table_split_into_blocks(tmp_path):
+    import shutil
+    import subprocess
+
+    from sar_prompt.results import to_latex
+
+    datasets = ("imagenet", "caltech101", "oxford_pets", "dtd", "eurosat")
+    write_grid(tmp_path, datasets=datasets)
+    table = build_table(tmp_path, "base2new", list(GRID))
+    tex = to_latex(table, groups_per_block=4)
+    assert tex.count("\\begin{tabular}{l" + "r" * 12 + "}") == 1  # 4 datasets
+    assert tex.count("\\begin{tabular}{l" + "r" * 6 + "}") == 1   # EuroSAT + Average
+    assert tex.count("\\toprule") == tex.count("\\bottomrule") == 2
+    for line in tex.splitlines():
+        if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
+            assert line.count("&") in (12, 6), line  # every row fills its block
+    assert "$\\Delta$ CoOpSAR $-$ CoOp" in tex
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "t.tex"
+        doc.write_text("\\documentclass[twocolumn]{article}\\usepackage{booktabs}"
+                       "\\usepackage{graphicx}\\begin{document}"
+                       + tex + "\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert "Overfull" not in (tmp_path / "t.log").read_text()  # fits the text width
+
+
+def test_csv_long_and_wide(tmp_path):
+    from sar_prompt.results import to_csv, to_csv_wide
+
+    write_grid(tmp_path)
+    table = build_table(tmp_path, "base2new", list(GRID))
+    wide = list(csv.DictReader(io.StringIO(to_csv_wide(table))))
+    assert [r["row"] for r in wide][:3] == ["CoOp", "CoOpSAR", "Δ CoOpSAR − CoOp"]
+    assert float(wide[0]["dtd_base"]) == 82.0 and float(wide[2]["average_new"]) == 6.0
+    assert wide[2]["dtd_base"] == ""  # deltas: New and HM only in the layout
+    long = list(csv.DictReader(io.StringIO(to_csv(table))))
+    base_delta = [r for r in long if r["kind"] == "delta" and r["metric"] == "base"]
+    assert base_delta and all(r["trainer"].endswith(" - " + r["trainer"].split(" - ")[1])
+                              for r in base_delta)  # every delta is in the long CSV
+
+
+def test_shipped_published_baselines_carry_their_sources_and_agree_with_themselves():
+    from sar_prompt.results import published
+
+    rows = published.load()
+    with_numbers = [r for r in rows if r.base is not None]
+    assert {r.method for r in with_numbers} == {"CLIP", "CoOp", "CoCoOp", "KgCoOp", "MaPLe",
+                                                "PromptSRC"}
+    for r in rows:
+        if r.base is not None or r.new is not None or r.hm is not None:
+            assert r.source.startswith(("github:", "https://")), r
+        else:
+            assert "left empty" in r.note
+    for r in with_numbers:  # the HM each source prints is the HM of its base and new
+        decimals = 0.05 if r.method == "KgCoOp" else 0.006  # KgCoOp's README: one decimal
+        assert harmonic_mean(r.base, r.new) == pytest.approx(r.hm, abs=decimals), r
+    by_key = {(r.method, r.dataset): r for r in rows}
+    for method in {r.method for r in rows}:  # where a source gives every dataset, the
+        cells = [by_key.get((method, d)) for d in  # average is their mean
+                 ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers",
+                  "food101", "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")]
+        if all(c is not None and c.base is not None for c in cells):
+            assert statistics.fmean(c.base for c in cells) == pytest.approx(
+                by_key[method, "average"].base, abs=0.01)
+
+
+def test_published_numbers_beside_reproduced_ones_and_flags(tmp_path, capsys):
+    from sar_prompt.results import published
+
+    path = tmp_path / "published.csv"
+    path.write_text("# test\nmethod,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,82.5,61.0,70.1,https://example.org/paper,\n"
+                    "CoOp,CoOp,eurosat,,,,,left empty\n")
+    write_grid(tmp_path / "runs", {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
+    args = [str(tmp_path / "runs"), "--compare", "CoOp", "CoOpSAR", "--published",
+            "--published-file", str(path), "--format", "markdown"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| *CoOp (published)* | 82.50 | 61.00 | 70.10 | - |" in out
+    assert "all 3 reproduced number(s) with a published one are within 2 points" in out
+    assert main(args + ["--tolerance", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "CoOp on DTD new: 62.00 reproduced vs 61.00 published (+1.00)" in out
+    assert "CoOpSAR on" not in out  # SAR's numbers are the ones measured, not checked
+    path.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,82.5,61.0,70.1,,\n")
+    assert main(args) == 2
+    assert "numbers without a source" in capsys.readouterr().err
+    assert published.covers_benchmark(build_table(tmp_path / "runs", "base2new", ["CoOp"])) \
+        is False
+
+
+def test_figures_are_pdf_svg_png_at_column_width(tmp_path):
+    from PIL import Image
+
+    from sar_prompt.plots import plot_deltas, plot_sweep, plot_table
+
+    write_grid(tmp_path)
+    table = build_table(tmp_path, "base2new", list(GRID))
+    for paths in (plot_table(table, tmp_path / "fig"), plot_deltas(table, tmp_path / "delta")):
+        assert [p.suffix for p in paths] == [".png", ".pdf", ".svg"]
+        width_in = Image.open(paths[0]).size[0] / 300
+        assert 3.0 <= width_in <= 3.6  # one column, at 300 dpi
+    rows = [{"label": f"w={w}", "value": w, "datasets": {"dtd": (80, 60 + w, 70 + w),
+                                                         "eurosat": (82, 62 + w, 71 + w)}}
+            for w in (0.0, 0.5, 1.0, 2.0)]
+    paths = plot_sweep(rows, tmp_path / "sweep")
+    assert [p.suffix for p in paths] == [".png", ".pdf", ".svg"]
+    assert paths[1].read_bytes()[:5] == b"%PDF-"

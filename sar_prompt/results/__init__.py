@@ -1,0 +1,38 @@
+"""Result tables, read from each run folder's results.json (see run_result.py).
+
+    python -m sar_prompt.results OUTPUT                      # whatever is there
+    python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR
+    python -m sar_prompt.results OUTPUT/base2new --compare CoOp CoOpSAR KgCoOp KgCoOpSAR \\
+        [--std] [--format latex] [--save DIR]
+    python -m sar_prompt.results OUTPUT/base2new --compare ZeroshotCLIP CoOp --published
+    python -m sar_prompt.results OUTPUT/fewshot --trainer CoOp
+    python -m sar_prompt.results OUTPUT/transfer/from_imagenet --protocol dg --trainer CoOp
+    python -m sar_prompt.results OUTPUT/base2new/train_base/dtd/shots_16/CoOp/vit_b16_ctxv1
+        # any folder of seed*/ runs: per seed and mean +- std
+    python -m sar_prompt.results OUTPUT/base2new --dataset caltech101 --trainer CoOpSAR \\
+        --config vit_b16_ctxv1          # one dataset, seed by seed
+
+Datasets, trainers, configs, shots and seeds default to those found on disk (any dataset
+name, the demo's included). The table is the paper's: methods as rows, datasets (the
+reference tables' order, then the average) as column groups of Base / New / HM, the mean
+over seeds (--std adds the population std, as CoOp's parse_test_res.py). HM is the harmonic
+mean of the mean base and mean new accuracies, as the CoOp family reports it (its std is
+that of the per-seed HMs), and the average row's HM is the harmonic mean of the averaged
+base and averaged new accuracies, not the mean of the per-dataset HMs. With --compare, each
+XSAR gets a row of New and HM deltas against its X, and each method one against
+ZeroshotCLIP when it is there; ZeroshotCLIP is evaluated once per dataset (no seeds, no
+std). A seed set that is not complete (a run missing, interrupted, failed, or with a broken
+results.json) is refused, every such run named with what is on disk, unless
+--allow-partial; cells averaged over fewer seeds are marked (n/N). Runs whose fingerprints
+differ are reported (see fingerprint.py).
+
+The package: `records` collects the runs on disk, `aggregate` turns them into a Table (pure
+arithmetic), `formats` renders it (text, markdown, LaTeX, CSV long and wide, JSON),
+`published` holds the published baselines, `cli` is the command line.
+"""
+from .aggregate import (AVERAGE, METRICS, Entry, Table, build_table, delta_pairs,  # noqa: F401
+                        harmonic_mean, trainers_on_disk)
+from .cli import build_parser, main, resolve_root  # noqa: F401
+from .formats import (FORMATS, RENDER, format_table, problems_text, render, save,  # noqa: F401
+                      title_of, to_csv, to_csv_wide, to_json, to_latex, to_markdown, to_text)
+from .records import collect, run_dirs  # noqa: F401

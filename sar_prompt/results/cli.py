@@ -1,0 +1,177 @@
+"""The `python -m sar_prompt.results` command line (the package docstring describes it)."""
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, SarPromptError
+from ..protocol import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, default_datasets, \
+    protocol_of_root, protocol_root
+from ..run_result import read_run
+from . import records as found
+from .aggregate import build_table, trainers_on_disk
+from .formats import FORMATS, format_seed_runs, format_table, problems_text, render, save
+
+
+def build_parser():
+    from . import __doc__ as doc
+
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.results", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="a protocol's output folder (OUTPUT/base2new, OUTPUT/fewshot, "
+                                "OUTPUT/transfer/from_imagenet), OUTPUT itself, or any folder "
+                                "of seed*/ runs")
+    p.add_argument("--trainer", help="one trainer (default: the only one found)")
+    p.add_argument("--compare", nargs="+", metavar="TRAINER",
+                   help="trainers side by side (rows); each XSAR gets a delta row against its "
+                        "X, and every method one against ZeroshotCLIP when it is there")
+    p.add_argument("--protocol", choices=PROTOCOLS,
+                   help="default: from the folder's name (transfer folders: xd, else dg)")
+    p.add_argument("--dataset", help="one dataset, seed by seed (with --trainer, --config)")
+    p.add_argument("--datasets", nargs="+", help="datasets (transfer: targets) expected "
+                                                 "[those found, in the reference order]")
+    p.add_argument("--config", default="", help="config name of every run [each trainer's "
+                                                "default, else the one found on disk]")
+    p.add_argument("--shots", type=int, nargs="+", help="[those found; 16 first]")
+    p.add_argument("--seeds", type=int, nargs="+", help="[those found on disk]")
+    p.add_argument("--source", default=TRANSFER_SOURCE, help="transfer source [imagenet]")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="average incomplete seed sets instead of refusing")
+    p.add_argument("--group-by-fingerprint", action="store_true",
+                   help="one row per fingerprint within each dataset and trainer")
+    p.add_argument("--std", action="store_true", help="show ± the std over seeds")
+    p.add_argument("--published", action="store_true",
+                   help="show each baseline's published numbers beside the reproduced ones "
+                        "and flag those more than --tolerance points apart")
+    p.add_argument("--published-file", help="another published-baselines CSV [the shipped "
+                                            "sar_prompt/published/base2new.csv]")
+    p.add_argument("--tolerance", type=float, default=2.0,
+                   help="points a reproduced baseline may differ from its published number [2]")
+    p.add_argument("--format", choices=FORMATS, default="text", help="what to print [text]")
+    p.add_argument("--save", metavar="DIR", help="also write DIR/<name>.md, .tex, .csv, "
+                                                 ".wide.csv, .json and the figures")
+    p.add_argument("--no-plot", action="store_true", help="with --save: no figures")
+    return p
+
+
+def resolve_root(root, protocol, source=TRANSFER_SOURCE):
+    """(protocol root, protocol) from what the user gave: a protocol folder or OUTPUT."""
+    root = Path(root)
+    found_protocol = protocol_of_root(root)
+    if found_protocol is None and protocol:
+        nested = protocol_root(root, protocol, source)
+        if nested.is_dir():
+            return nested, protocol
+    if found_protocol is None and not protocol:
+        for name in ("base2new", "fewshot"):
+            if (root / name).is_dir() and not (root / "train_base").is_dir():
+                return root / name, name
+        if not (root / "train_base").is_dir() and (root / "train_all").is_dir():
+            protocol = "fewshot"
+        else:
+            protocol = "base2new"
+    if found_protocol == "transfer" and not protocol:
+        xd_targets = default_datasets("xd", source)
+        protocol = "xd" if any((root / "test_all" / d).is_dir() for d in xd_targets) else "dg"
+    return root, protocol or found_protocol
+
+
+def single_dataset(args):
+    shots = (args.shots or [BASE2NEW_SHOTS])[0]
+    seeds = args.seeds or list(DEFAULT_SEEDS)
+    rows = found.collect(args.root, args.dataset, args.trainer, args.config, shots, seeds)
+    title = f"base-to-new: {args.dataset} / {args.trainer} / {args.config} / {shots} shots"
+    print(format_table(rows, title))
+    missing = [str(s) for s, b, n in rows if b is None or n is None]
+    if missing:
+        for seed in seeds:
+            for folder in found.run_dirs(args.root, args.dataset, args.trainer, args.config,
+                                         shots, seed):
+                state = read_run(folder)
+                if not state.finished:
+                    print(f"  {state.status}: {folder}" + (f" ({state.detail})" if state.detail
+                                                           else ""), file=sys.stderr)
+        print(f"missing results for seed(s) {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def seed_folder_runs(folder):
+    """A folder of seed*/ runs (one config's): per seed, its accuracy; when it is a
+    train_base folder of the base-to-new layout with its test_new sibling, base / new / HM."""
+    folder = Path(folder).resolve()
+    runs = found.seed_folders(folder)
+    parts = folder.parts
+    if len(parts) >= 6 and parts[-5] == "train_base":
+        new_folder = Path(*parts[:-5], "test_new", *parts[-4:])
+        if new_folder.is_dir():
+            rows = [(seed, read_run(path).accuracy,
+                     read_run(new_folder / path.name).accuracy) for seed, path in runs.items()]
+            print(format_table(rows, f"base-to-new: {folder} (new: {new_folder})"))
+            return 0 if all(b is not None and n is not None for _, b, n in rows) else 1
+    states = {seed: read_run(path) for seed, path in runs.items()}
+    print(format_seed_runs({s: st.accuracy for s, st in states.items()}, str(folder)))
+    for seed, state in states.items():
+        if not state.finished:
+            print(f"  {state.status}: {state.path}" + (f" ({state.detail})" if state.detail
+                                                       else ""), file=sys.stderr)
+    return 0 if all(s.finished for s in states.values()) else 1
+
+
+def table_from_args(args):
+    root, protocol = resolve_root(args.root, args.protocol, args.source)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder of runs.")
+    trainers = args.compare or ([args.trainer] if args.trainer else
+                                trainers_on_disk(root, protocol, args.source))
+    if not trainers:
+        raise ConfigError(f"no runs under {root}: it holds no "
+                          "<phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N> folder.")
+    if len(trainers) > 1 and not args.compare:
+        raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
+                          f"--trainer, or compare them with --compare {' '.join(trainers)}.")
+    return build_table(root, protocol, trainers, args.datasets, args.seeds, args.shots,
+                       args.config, args.allow_partial, args.group_by_fingerprint, args.source)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    flagged = None
+    try:
+        if args.dataset:
+            if not (args.trainer and args.config):
+                raise ConfigError("--dataset shows one dataset seed by seed; give --trainer and "
+                                  "--config too.")
+            return single_dataset(args)
+        if found.is_seed_folder_parent(args.root):
+            return seed_folder_runs(args.root)
+        table = table_from_args(args)
+        if args.published and not (table.problems and not args.allow_partial):
+            from . import published
+
+            if table.protocol != "base2new":
+                raise ConfigError("--published: the shipped numbers are base-to-new ones; "
+                                  f"this table is {table.protocol}.")
+            table.published = published.entries(table, published.load(args.published_file))
+            flagged = published.flags(table, table.published, args.tolerance)
+    except SarPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if table.problems and not args.allow_partial:
+        print(problems_text(table), file=sys.stderr)
+        print("Refusing to average incomplete seed sets: run or repair the runs above, or "
+              "pass --allow-partial.", file=sys.stderr)
+        return 1
+    text = render(table, args.format, args.std)
+    print(text, end="" if text.endswith("\n") else "\n")
+    if flagged is not None:
+        from .published import flags_text
+
+        print("\n" + flags_text(*flagged, args.tolerance))
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if table.problems:
+        print(problems_text(table), file=sys.stderr)
+    if args.save:
+        for path in save(table, args.save, plot=not args.no_plot, with_std=args.std):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0

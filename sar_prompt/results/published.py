@@ -1,0 +1,137 @@
+"""Published baselines: the base / new / HM each method's own paper reports, from
+sar_prompt/published/base2new.csv (every number with its source on its row; cells no
+readable source gives are empty), beside a table's reproduced numbers.
+
+A reproduced baseline more than `tolerance` points from its published number is flagged:
+the quickest check that data, weights and config are right. A published average covers the
+11 datasets of the benchmark, so it is compared only with an average over the same 11.
+"""
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..catalog import BENCHMARK
+from ..errors import ConfigError
+from ..protocol import method_name
+from .aggregate import AVERAGE, Entry
+
+DEFAULT_TOLERANCE = 2.0
+METRICS = ("base", "new", "hm")
+
+
+@dataclass(frozen=True)
+class Published:
+    method: str      # as its paper names it (CLIP, CoOp, ...)
+    trainer: str     # the trainer that reproduces it here
+    dataset: str     # a dataset key or "average"
+    base: float
+    new: float
+    hm: float
+    source: str
+    note: str = ""
+
+
+def default_path():
+    return Path(str(resources.files("sar_prompt.published").joinpath("base2new.csv")))
+
+
+def _number(text, path, line, column):
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{path} line {line}: {column} is {text!r}, not a number; fix the "
+                          "file (leave the cell empty where no source gives a number).") from None
+
+
+def load(path=None):
+    """Every row of the published file (comment lines start with #)."""
+    path = Path(path or default_path())
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the published baselines {path}: {exc}") from None
+    numbered = [(i + 1, line) for i, line in enumerate(lines)
+                if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader([line for _, line in numbered])
+    rows = []
+    for (number, _), row in zip(numbered[1:], reader):
+        values = [_number(row.get(m), path, number, m) for m in METRICS]
+        if any(v is not None for v in values) and not (row.get("source") or "").strip():
+            raise ConfigError(f"{path} line {number}: numbers without a source; every number "
+                              "needs the source it is copied from.")
+        rows.append(Published(row["method"], row["trainer"], row["dataset"], *values,
+                              row.get("source", ""), row.get("note", "")))
+    return rows
+
+
+def for_trainer(rows, trainer):
+    """Published rows of the method a trainer reproduces (a SAR variant has none: SAR's own
+    numbers are what is measured)."""
+    if method_name(trainer) != trainer:
+        return []
+    return [r for r in rows if r.trainer == trainer]
+
+
+def entries(table, rows):
+    """Entries (trainer = the reproducing trainer) of the published numbers of the table's
+    trainers, for the table's datasets and its average row."""
+    out = []
+    wanted = set(table.datasets) | {AVERAGE}
+    for trainer in table.trainers:
+        for r in for_trainer(rows, trainer):
+            if r.dataset not in wanted:
+                continue
+            for metric in METRICS:
+                value = getattr(r, metric)
+                if value is not None:
+                    out.append(Entry(trainer, r.dataset, table.shots[0], metric, value,
+                                     config=r.source))
+    return out
+
+
+def covers_benchmark(table):
+    return {d.key for d in BENCHMARK} <= set(table.datasets)
+
+
+def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE):
+    """[(trainer, dataset, metric, reproduced, published)] more than `tolerance` apart, and
+    notes on what could not be compared."""
+    found, notes, compared = [], [], 0
+    for p in published_entries:
+        if p.dataset == AVERAGE and not covers_benchmark(table):
+            continue
+        rows = table.averages if p.dataset == AVERAGE else table.entries
+        mine = table.lookup(rows, p.trainer, p.dataset, p.shots, p.metric)
+        if mine is None or mine.mean is None:
+            continue
+        compared += 1
+        if abs(mine.mean - p.mean) > tolerance:
+            found.append((p.trainer, p.dataset, p.metric, mine.mean, p.mean))
+    if any(p.dataset == AVERAGE for p in published_entries) and not covers_benchmark(table):
+        notes.append("the published averages cover the 11 benchmark datasets; this table has "
+                     f"{len(table.datasets)}, so its average row is not compared with them.")
+    return found, notes, compared
+
+
+def flags_text(found, notes, compared, tolerance):
+    from ..protocol import dataset_title
+
+    lines = []
+    if found:
+        lines.append(f"{len(found)} reproduced number(s) more than {tolerance:g} points from "
+                     "the published ones (check data, weights and config):")
+        for trainer, dataset, metric, mine, theirs in found:
+            title = "Average" if dataset == AVERAGE else dataset_title(dataset)
+            lines.append(f"  {trainer} on {title} {metric}: {mine:.2f} reproduced vs "
+                         f"{theirs:.2f} published ({mine - theirs:+.2f})")
+    elif not compared:
+        lines.append("no reproduced baseline has a published number to compare with (the "
+                     "published file gives the averages over the 11 datasets only).")
+    else:
+        lines.append(f"all {compared} reproduced number(s) with a published one are within "
+                     f"{tolerance:g} points of it.")
+    return "\n".join(lines + [f"note: {n}" for n in notes])
