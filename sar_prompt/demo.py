@@ -1,6 +1,7 @@
 """An offline demo: a tiny generated dataset and a tiny random CLIP, so the whole base-to-new
-pipeline runs in a minute or two on a CPU, before any data or weights are downloaded.
-Its accuracies only show that the pipeline works: the CLIP is random.
+pipeline runs on a CPU (about two minutes on a loaded 2-core machine; see README) before any
+data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
+is random.
 
     python -m sar_prompt.demo prepare --root DATA    # writes DATA/sar_demo/
 """
