@@ -87,8 +87,7 @@ def test_the_installed_copy_runs_a_dry_run_from_another_directory(site, tmp_path
     assert "caltech101 CoOpSAR seed 3" in proc.stdout
 
 
-@pytest.mark.slow  # about a minute on a loaded 2-core machine; test_base2new_script runs
-def test_the_installed_copy_runs_the_demo(site, tmp_path):  # the demo from the checkout
+def test_the_installed_copy_runs_the_demo(site, tmp_path):
     before = files_under(site)
     data, output = tmp_path / "data", tmp_path / "output"
     proc = installed(site, tmp_path, "-m", "sar_prompt.bench", "base2new", "CoOpSAR",
