@@ -131,3 +131,12 @@ def test_bad_requests_fail_with_the_fix():
         bench(shots=(1, 2))
     with pytest.raises(ConfigError, match="unknown protocol"):
         bench("b2n")
+
+
+def test_configs_are_found_through_the_package_and_a_missing_folder_is_named(tmp_path):
+    import sar_prompt.configs
+
+    assert protocol.CONFIG_ROOT == Path(list(sar_prompt.configs.__path__)[0]).resolve()
+    assert (protocol.CONFIG_ROOT / "datasets" / "caltech101.yaml").is_file()
+    with pytest.raises(ConfigError, match="installation is incomplete; reinstall sar-prompt"):
+        protocol.dataset_config("caltech101", config_root=tmp_path)
