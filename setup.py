@@ -1,6 +1,8 @@
 """sar-prompt installs as one package, `sar_prompt`; the repository's top-level folders
-`trainers/`, `datasets/` and `novel_classes/` become its subpackages, so installing it
-never adds top-level `trainers` or `datasets` packages that would shadow a host suite's."""
+`trainers/`, `datasets/`, `novel_classes/` and `configs/` become its subpackages, so installing
+it never adds top-level `trainers` or `datasets` packages that would shadow a host suite's,
+and a normal (non-editable) install carries every file read at run time: configs, class
+lists, novel-class lists and the novel-class prompt."""
 from setuptools import setup
 
 setup(
@@ -22,15 +24,20 @@ setup(
         "sar_prompt.trainers",
         "sar_prompt.datasets",
         "sar_prompt.novel_classes",
+        "sar_prompt.configs",
     ],
     package_dir={
         "sar_prompt": "sar_prompt",
         "sar_prompt.trainers": "trainers",
         "sar_prompt.datasets": "datasets",
         "sar_prompt.novel_classes": "novel_classes",
+        "sar_prompt.configs": "configs",
     },
-    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.published": ["*.csv"], "sar_prompt.classnames": ["*.txt"],
-                  "sar_prompt.novel": ["prompts/*.txt"]},
+    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"],
+                  "sar_prompt.published": ["*.csv"],
+                  "sar_prompt.novel": ["prompts/*.txt"],
+                  "sar_prompt.configs": ["datasets/*.yaml", "trainers/*.yaml",
+                                         "trainers/*/*.yaml"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[
         "torch>=1.13",

@@ -111,7 +111,7 @@ def require_dassl():
 
     if importlib.util.find_spec("dassl") is None:
         raise SarPromptError("Dassl is not installed: the benchmarks build the registered "
-                             "Dassl trainers. Install it (see README, 'Install'), or put "
+                             "Dassl trainers. Install it (see docs/install.md), or put "
                              "tests/dassl_double on PYTHONPATH for the tiny architecture.")
 
 

@@ -5,8 +5,8 @@ it (TRAINER.COOP, TRAINER.COCOOP, TRAINER.MAPLE, TRAINER.PROMPTSRC), so config f
 written for those repositories load unchanged. `extend_cfg(cfg)` adds each key only where
 the host suite has not declared it already, so a CoOp/KgCoOp suite keeps its own defaults.
 Values are checked when a trainer starts (`check_method_cfg`, `check_sar_cfg`). Defaults
-marked "our reading" are choices the SAR paper's abstract does not settle; see README
-"Config keys".
+marked "our reading" are choices the SAR paper's abstract does not settle; see docs/config.md
+("Config keys").
 """
 import math
 import numbers

@@ -18,6 +18,7 @@ xd (cross-dataset transfer) and dg (domain generalisation) share the source trai
 train on ImageNet with all classes, then evaluate on the other ten datasets (xd) or on
 ImageNet's four variants (dg).
 """
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,23 @@ FEWSHOT_SHOTS = (1, 2, 4, 8, 16)
 DEFAULT_SEEDS = (1, 2, 3)
 BASE2NEW_SHOTS = 16
 TRANSFER_SOURCE = "imagenet"
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 DEMO = "demo"
+
+
+def _config_root():
+    """The configs/ folder: the installed package `sar_prompt.configs` (a normal install
+    carries it as package data; an editable one maps it to the checkout's configs/), else,
+    for an editable install made before that mapping existed, the checkout's own configs/."""
+    try:
+        spec = importlib.util.find_spec("sar_prompt.configs")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]).resolve()
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+CONFIG_ROOT = _config_root()
 
 # phase folder -> (label on the terminal and in tables, DATASET.SUBSAMPLE_CLASSES, trains)
 PHASES = {
@@ -136,6 +152,10 @@ def find_config(trainer, config, config_root=CONFIG_ROOT):
 
 def dataset_config(dataset, config_root=CONFIG_ROOT):
     path = Path(config_root) / "datasets" / f"{dataset}.yaml"
+    if not path.parent.is_dir():
+        raise ConfigError(f"sar-prompt's dataset configs are missing: no folder {path.parent}. "
+                          "The installation is incomplete; reinstall sar-prompt (pip install "
+                          "sar-prompt, or pip install -e . in a checkout).")
     if not path.is_file():
         known = sorted(p.stem for p in (Path(config_root) / "datasets").glob("*.yaml"))
         raise ConfigError(f"unknown dataset {dataset!r}: no {path}. Available: {' '.join(known)}")

@@ -316,7 +316,7 @@ def main(argv=None):
             if exc.name != "dassl":
                 raise
             raise SarPromptError("Dassl is not installed. Install it from its repository "
-                                 "(see README, 'Install'), then run again.") from None
+                                 "(see docs/install.md), then run again.") from None
 
     return run_command(command, interrupted="interrupted; every file already written is kept "
                                             "(a training run resumes from its last saved "

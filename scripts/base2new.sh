@@ -7,7 +7,7 @@
 # Usage: bash scripts/base2new.sh DATASET TRAINER [KEY VALUE ...]
 #   bash scripts/base2new.sh caltech101 CoOpSAR
 #   bash scripts/base2new.sh caltech101 ZeroshotCLIP
-#   bash scripts/base2new.sh demo CoOpSAR          # offline, about a minute on a CPU
+#   bash scripts/base2new.sh demo CoOpSAR          # offline, about 2 minutes on a 2-core CPU
 #
 # Environment (defaults in brackets):
 #   DATA    datasets root [<repo>/data]         OUTPUT  results root [<repo>/output]

@@ -166,3 +166,20 @@ def test_clip_imports_on_its_own_in_the_project_environment():
                            "import clip; print(clip.tokenize(['a']).shape)"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "[1, 77]" in proc.stdout, proc.stderr
+
+
+def test_clip_import_is_silent_and_leaves_the_warning_filters_alone():
+    """setuptools < 81 warns that pkg_resources is deprecated when clip imports it: silenced
+    for that import only (even under -W always), so run folders hold no such noise."""
+    code = textwrap.dedent("""
+        import warnings
+        from sar_prompt.modeling.backbone import import_clip
+        import_clip()
+        kept = [f for f in warnings.filters if f[1] is not None and "pkg_resources" in f[1].pattern]
+        assert not kept, kept
+        print("OK")
+    """)
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
+    assert "pkg_resources" not in proc.stderr, proc.stderr

@@ -109,6 +109,18 @@ def test_demo_runs_offline_from_any_directory(tmp_path):
     assert "tiny RANDOM CLIP" in proc.stdout
     assert sorted(table_rows(proc.stdout)) == [1]
     assert (tmp_path / "data" / "sar_demo" / "tiny_clip.pt").is_file()
+    assert_no_warnings(proc, tmp_path / "out")
+
+
+def assert_no_warnings(proc, output):
+    """The demo's data suits its own shots, and clip's import is silent: no warning on the
+    terminal, no console.txt (output outside the log), no warning in any log."""
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    runs = sorted(output.glob("base2new/*/demo/shots_16/*/demo/seed*"))
+    assert runs and not [r for r in runs if (r / "console.txt").exists()]
+    for log in (log for r in runs for log in r.glob("log.txt*")):
+        noisy = [line for line in log.read_text().splitlines() if "warn" in line.lower()]
+        assert not noisy, f"{log}: {noisy}"
 
 
 def test_bad_arguments(tmp_path):

@@ -10,7 +10,7 @@ Caltech101 fixture, TINY_TRAINER_OPTS (16 shots, batch 16, 2 epochs), seed 1, pr
 
 To run there, the references had their `.cuda()` calls made no-ops, Dassl's warm-up
 scheduler and torch.load adapted to current PyTorch, and the tiny CLIP file served by their
-own `clip` package. Alignment (docs/fidelity.md, README "Where we differ"):
+own `clip` package. Alignment (docs/fidelity.md, docs/methods.md "Where we differ"):
 - both runs reseed (Dassl's set_random_seed(1)) right before training, so the batches and
   flips are the same whatever each build drew;
 - the references cast their prompts to fp16 (`.half()`) even in an fp32 run, and MaPLe

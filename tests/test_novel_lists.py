@@ -98,3 +98,33 @@ def test_shipped_list(info):
     assert audit["new_overlap"] == {"policy": "excluded", "count": 0, "names": []}
     assert audit["kept"] == len(result.names)
     assert check_file(path, log=lambda msg: None) == []
+
+
+def test_validating_a_shipped_list_imports_no_torch():
+    """`python -m sar_prompt.novel validate` counts tokens with CLIP's BPE loaded without
+    clip/__init__.py (which imports torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from sar_prompt.novel.cli import main\n"
+            f"assert main(['validate', {str(default_path('caltech101'))!r}]) == 0\n"
+            "assert 'sar_prompt._clip_simple_tokenizer' in sys.modules\n"
+            "heavy = sorted({'torch', 'clip', 'sar_prompt._openai_clip'} & set(sys.modules))\n"
+            "assert not heavy, heavy\n"
+            "print('NO TORCH')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "NO TORCH" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_token_counts_without_torch_equal_clip_tokenize():
+    from sar_prompt.modeling.backbone import import_clip
+    from sar_prompt.modeling.bpe import bpe, token_count
+
+    texts = [dataset_facts(info.key).template.format(name)
+             for info in BENCHMARK for name in load(default_path(info.key), info.key).names[:40]]
+    texts += ["X " * 16 + "hot-air balloon.", "Crème brûlée", "  spaced   out  ", "ox-" * 25]
+    ids = import_clip().tokenize(texts, context_length=77, truncate=True)
+    assert [token_count(t) + 2 for t in texts] == [min(int((row != 0).sum()), 77) for row in ids]
+    assert type(bpe()).__module__ == "sar_prompt._clip_simple_tokenizer"

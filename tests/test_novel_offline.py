@@ -125,6 +125,27 @@ def test_vocab_all_keeps_existing_files(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")} == mtimes
 
 
+def test_tools_write_to_the_working_directory_never_into_the_package(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Without --out-dir / --out, lists go to ./novel_classes/ of the working directory; the
+    shipped lists (what the trainers read) stay as they are."""
+    shipped = {p.name: p.read_bytes() for p in default_path("dtd").parent.glob("*.json")}
+    monkeypatch.chdir(tmp_path)
+    rc, text = run(capsys, "vocab", "--dataset", "dtd", "--num-names", "5")
+    assert rc == 0, text
+    assert load(tmp_path / "novel_classes" / "dtd.json", "dtd").provenance["source"] == "vocab"
+    names = tmp_path / "names.txt"
+    names.write_text("tiger\nlion\n")
+    rc, text = run(capsys, "from-file", str(names), "--dataset", "eurosat")
+    assert rc == 0, text
+    assert load(tmp_path / "novel_classes" / "eurosat.json", "eurosat").names == ["tiger", "lion"]
+    assert {p.name: p.read_bytes() for p in default_path("dtd").parent.glob("*.json")} == shipped
+    help_text = subprocess.run([sys.executable, "-m", "sar_prompt.novel", "vocab", "--help"],
+                               capture_output=True, text=True).stdout
+    assert "novel_classes/ in the working directory" in " ".join(help_text.split())
+    assert "TRAINER.SAR.NOVEL_FILE" in help_text
+
+
 # --- WordNet --------------------------------------------------------------------------------
 
 class Synset:

@@ -149,3 +149,12 @@ def test_zeroshot_clip_is_evaluated_once_per_dataset_and_phase(name, runs_per_jo
     trained = bench(name, "CoOp", seeds=(1, 2, 3),
                     **({"datasets": ("dtd",)} if name in ("base2new", "fewshot") else {})).jobs()
     assert {r.seed for j in trained for r in j.runs} == {1, 2, 3}
+
+
+def test_configs_are_found_through_the_package_and_a_missing_folder_is_named(tmp_path):
+    import sar_prompt.configs
+
+    assert protocol.CONFIG_ROOT == Path(list(sar_prompt.configs.__path__)[0]).resolve()
+    assert (protocol.CONFIG_ROOT / "datasets" / "caltech101.yaml").is_file()
+    with pytest.raises(ConfigError, match="installation is incomplete; reinstall sar-prompt"):
+        protocol.dataset_config("caltech101", config_root=tmp_path)

@@ -17,33 +17,16 @@ import torch
 
 from ..errors import ConfigError, WeightsError
 from ..io import atomic_writer
+from .bpe import openai_package_dir
 
 WEIGHTS_ENV = "SAR_PROMPT_CLIP_WEIGHTS"  # a local weights file, for any backbone name
 CACHE_ENV = "SAR_PROMPT_CLIP_CACHE"  # where named weights are cached (default ~/.cache/clip)
 
 
-OPENAI_DISTRIBUTIONS = ("openai-clip", "clip")  # PyPI's name; the name of a git install
 PRIVATE_NAME = "sar_prompt._openai_clip"  # where OpenAI's package lives when another shadows it
 
 _openai_clip = None
-
-
-def _openai_package_dir():
-    """The folder of the installed OpenAI `clip` package, from its distribution's file list
-    (a host suite's own `clip/` folder is not an installed distribution), or None."""
-    from importlib import metadata
-
-    for name in OPENAI_DISTRIBUTIONS:
-        try:
-            files = metadata.distribution(name).files or ()
-        except metadata.PackageNotFoundError:
-            continue
-        for file in files:
-            if file.as_posix() == "clip/__init__.py":
-                folder = Path(file.locate()).resolve().parent
-                if (folder / "model.py").is_file() and (folder / "simple_tokenizer.py").is_file():
-                    return folder
-    return None
+_openai_package_dir = openai_package_dir
 
 
 def _module_dir(module):
@@ -66,10 +49,15 @@ def _is_openai_clip(module) -> bool:
 @contextmanager
 def _pkg_resources_for_clip():
     """OpenAI's `clip` imports `pkg_resources` only for `packaging`, and setuptools 81+ no
-    longer ships `pkg_resources`: lend it a stand-in for the import."""
+    longer ships `pkg_resources`: lend it a stand-in for the import. Where setuptools still
+    ships it, importing it warns that it is deprecated (and about namespace packages it
+    scans); those warnings concern clip's import, not the user's run, so they are silenced
+    for that import only."""
     lent = False
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        warnings.filterwarnings("ignore", message=r"Deprecated call to `pkg_resources\.",
+                                category=DeprecationWarning)
         try:
             import pkg_resources  # noqa: F401
         except ImportError:

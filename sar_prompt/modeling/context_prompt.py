@@ -6,16 +6,13 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .bpe import class_prompt_text
 from .protocol import TextPrompts
 from .tokens import bpe, eot_positions, shared_prefix_length, tokenize
 from .transfer import to_device
 
 DEFAULT_CTX_INIT = "a photo of a"  # what KgCoOp's CTX_INIT=True means
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
-
-
-def class_prompt_text(name: str) -> str:
-    return name.replace("_", " ")
 
 
 class ClassTokens(nn.Module):

@@ -1,34 +1,10 @@
-"""Tokenising prompts with CLIP's BPE, with errors that name the offending text."""
+"""Tokenising prompts with CLIP's BPE, with errors that name the offending text. Counting
+tokens needs no torch: see bpe.py."""
 import torch
 
 from ..errors import NovelClassesError
 from .backbone import import_clip
-
-CONTEXT_LENGTH = 77  # CLIP's text context, start and end tokens included
-
-_tokenizer = None
-
-
-def bpe():
-    global _tokenizer
-    if _tokenizer is None:
-        _tokenizer = import_clip().simple_tokenizer.SimpleTokenizer()
-    return _tokenizer
-
-
-def token_count(text: str) -> int:
-    """BPE tokens of `text`, without the start/end tokens."""
-    return len(bpe().encode(text))
-
-
-def too_long(texts):
-    """(text, total tokens) for each text that does not fit CLIP's context with start/end tokens."""
-    out = []
-    for text in texts:
-        n = token_count(text) + 2
-        if n > CONTEXT_LENGTH:
-            out.append((text, n))
-    return out
+from .bpe import CONTEXT_LENGTH, bpe, token_count, too_long  # noqa: F401  (torch-free)
 
 
 def tokenize(texts, source="prompt", error=NovelClassesError):

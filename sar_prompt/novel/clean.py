@@ -163,8 +163,7 @@ def tidy(raw: str) -> str:
 def fits_clip(names, template):
     """{name: tokens needed} for names that do not fit CLIP's 77 tokens either as
     `template.format(name)` or as the learnable prompt "X*16 name." (start/end included)."""
-    from ..modeling.context_prompt import class_prompt_text
-    from ..modeling.tokens import CONTEXT_LENGTH, token_count
+    from ..modeling.bpe import CONTEXT_LENGTH, class_prompt_text, token_count  # no torch
 
     context = " ".join(["X"] * MAX_CONTEXT_TOKENS)
     too_long = {}

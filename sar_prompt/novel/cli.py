@@ -12,10 +12,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_USER, NovelClassesError, SarPromptError, run_command
-from . import default_path, shipped_dir
+from . import shipped_dir
 from . import build
 from . import facts as facts_mod
 from .clean import MAX_CONTEXT_TOKENS, MAX_WORDS
+
+# Tools write here, relative to the working directory; the trainers keep reading the lists
+# shipped in the package unless TRAINER.SAR.NOVEL_FILE names another file. In a checkout,
+# run from the repository root, this is the repository's own novel_classes/ (the shipped
+# lists of an editable install).
+OUTPUT_DIR = "novel_classes"
+
+
+def _use_output():
+    return (f"The trainers read the lists shipped with sar_prompt ({shipped_dir()}) unless "
+            "TRAINER.SAR.NOVEL_FILE names another file: to train with a list written here, "
+            "pass it as TRAINER.SAR.NOVEL_FILE.")
+
 
 EXCLUDE_NEW_HELP = (
     "drop names equal to the dataset's held-out new (test) classes. Default: keep them, as "
@@ -37,8 +50,8 @@ def _dataset_args(p, many=True):
         group.add_argument("--all", action="store_true",
                            help="all 11 datasets of the base-to-new benchmark")
         p.add_argument("--out-dir", type=Path, default=None,
-                       help=f"where <key>.json goes (default: the lists shipped with "
-                            f"sar_prompt, {shipped_dir()}, which the trainers read)")
+                       help=f"where <key>.json goes (default: {OUTPUT_DIR}/ in the working "
+                            f"directory, never the installed package). {_use_output()}")
     p.add_argument("--exclude-new", action="store_true", help=EXCLUDE_NEW_HELP)
     p.add_argument("--force", action="store_true",
                    help="replace an existing file (default: keep it and say so)")
@@ -47,7 +60,9 @@ def _dataset_args(p, many=True):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m sar_prompt.novel", description=__doc__.split("\n\n")[0],
-        epilog=VALIDATION + " See docs/novel_classes.md.")
+        epilog=VALIDATION + f" generate, vocab, wordnet and from-file write to {OUTPUT_DIR}/ in "
+               "the working directory (or --out-dir / --out), never into the installed "
+               "package. " + _use_output() + " See docs/novel_classes.md.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="ask GPT-4o (or any OpenAI-compatible server)",
@@ -92,7 +107,8 @@ def build_parser():
     f.add_argument("--dataset", required=True, metavar="KEY",
                    help=f"dataset key: {', '.join(facts_mod.known_keys())}")
     f.add_argument("--out", type=Path, default=None,
-                   help="output file (default: the shipped novel_classes/<key>.json)")
+                   help=f"output file (default: {OUTPUT_DIR}/<key>.json in the working "
+                        f"directory, never the installed package). {_use_output()}")
     f.add_argument("--source", choices=["file", "manual"], default="file",
                    help="provenance source: 'file' (default), or 'manual' for a list written "
                         "by hand for this dataset (then --description is required)")
@@ -117,7 +133,7 @@ def _keys(args):
 
 
 def _out_dir(args):
-    return args.out_dir if args.out_dir is not None else shipped_dir()
+    return args.out_dir if args.out_dir is not None else Path(OUTPUT_DIR)
 
 
 def _positive(value, flag):
@@ -200,7 +216,7 @@ def cmd_from_file(args, sleep, log):
     if args.source == "manual" and not args.description:
         raise NovelClassesError("--source manual needs --description saying who wrote the list "
                              "and how.")
-    out = args.out or default_path(args.dataset)
+    out = args.out or Path(OUTPUT_DIR) / f"{args.dataset}.json"
     if out.exists() and not args.force:
         raise NovelClassesError(f"{out} exists; pass --force to replace it, or --out PATH.")
     names, details = sources.read_names_file(args.names_file)

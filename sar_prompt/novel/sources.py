@@ -63,7 +63,7 @@ _WORD = re.compile(r"[a-z]{4,12}")
 
 def vocab_candidates():
     """Every word of CLIP's vocabulary that passes VOCAB_FILTER, in vocabulary order."""
-    from ..modeling.tokens import bpe
+    from ..modeling.bpe import bpe
 
     encoder = bpe().encoder  # token -> id; ids follow BPE merge order, frequent words first
     whole = [t[:-4] for t, _ in sorted(encoder.items(), key=lambda kv: kv[1])
@@ -76,9 +76,9 @@ def vocab_candidates():
 
 
 def vocab_file_sha256():
-    from ..modeling.backbone import import_clip
+    from ..modeling.bpe import vocabulary_path
 
-    path = Path(import_clip().simple_tokenizer.default_bpe())
+    path = vocabulary_path()
     return path.name, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
