@@ -614,6 +614,9 @@ def build_parser():
     p.add_argument("--format", choices=FORMATS, default="markdown", help="what to print")
     p.add_argument("--save", metavar="DIR", help="also write DIR/<name>.md, .csv, .json, .png")
     p.add_argument("--no-plot", action="store_true", help="with --save: no PNG")
+    p.add_argument("--sweep", action="store_true",
+                   help="one row per config folder (sweep point) of --trainer; automatic when "
+                        "a dataset has several (see sar_prompt/sweep.py)")
     return p
 
 
@@ -655,6 +658,11 @@ def main(argv=None):
         if len(trainers) > 1 and not args.compare:
             raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
                               f"--trainer, or compare them with --compare {' '.join(trainers)}.")
+        from . import sweep
+
+        if len(trainers) == 1 and not args.config and (args.sweep or sweep.several_configs(
+                root, protocol, trainers[0], args.shots, args.source)):
+            return sweep.results_main(args, root, protocol, trainers[0])
         table = build_table(root, protocol, trainers, args.datasets, args.seeds, args.shots,
                             args.config, args.allow_partial, args.group_by_fingerprint,
                             args.source)
