@@ -171,7 +171,7 @@ def final_table(bench, args, out=None):
     out = out or sys.stdout
     print(file=out)
     if args.table == "seeds":
-        name, _ = bench.config_for(bench.datasets[0], bench.shots[0])
+        name = bench.folder_for(bench.datasets[0], bench.shots[0])  # with its overrides
         rows = results.collect(bench.root, bench.datasets[0], bench.trainer, name,
                                bench.shots[0], bench.seeds)
         print(results.format_table(rows, f"base-to-new: {bench.datasets[0]} / {bench.trainer} / "
@@ -179,7 +179,7 @@ def final_table(bench, args, out=None):
         return
     table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
                                 bench.seeds, bench.shots, allow_partial=True, source=bench.source,
-                                configs=lambda t, d, k: bench.config_for(d, k)[0])
+                                configs=lambda t, d, k: bench.folder_for(d, k))
     print(results.to_markdown(table), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)

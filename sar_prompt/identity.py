@@ -17,9 +17,14 @@ import hashlib
 import json
 import re
 
-# Config entries that say where files are or how a run is kept, not what it computes.
+# Config entries that say where files are or how a run is kept, not what it computes. The
+# novel-class list counts by its content (NOVEL_KEY), wherever it is.
+NOVEL_FILE_KEY = "TRAINER.SAR.NOVEL_FILE"
 LOCATION_KEYS = ("OUTPUT_DIR", "RESUME", "DATASET.ROOT", "TRAIN.CHECKPOINT_FREQ",
-                 "MODEL.BACKBONE.PATH", "MODEL.INIT_WEIGHTS", "MODEL.TRUST_CHECKPOINT_CODE")
+                 "MODEL.BACKBONE.PATH", "MODEL.INIT_WEIGHTS", "MODEL.TRUST_CHECKPOINT_CODE",
+                 NOVEL_FILE_KEY)
+# Left out of folder names: a novel-class file given does name its runs' folders.
+UNNAMED_KEYS = tuple(k for k in LOCATION_KEYS if k != NOVEL_FILE_KEY)
 NOVEL_KEY = "novel_classes.sha256"
 SEPARATOR = "__"               # <config>__<tag>
 MAX_TAG = 60                   # longer readable tags are cut and get a hash
@@ -159,7 +164,7 @@ def named_overrides(opts):
     the last value of a repeated key, location keys (MODEL.BACKBONE.PATH, ...) left out."""
     pairs = {}
     for key, value in zip(opts[0::2], opts[1::2]):
-        if key not in LOCATION_KEYS:
+        if key not in UNNAMED_KEYS:
             pairs[key] = canonical(value)
     return sorted(pairs.items())
 

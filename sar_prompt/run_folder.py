@@ -35,7 +35,7 @@ class Clash:
             return "holds results or checkpoints but no fingerprint.json"
         return "; ".join(identity.describe(self.diffs, limit=4))
 
-    def message(self, move_flag="--move-aside", where="another --output-dir"):
+    def message(self, move_flag="--move-aside", where="another --output-dir", also=""):
         if self.unknown:
             head = (f"{self.run_dir} holds results or checkpoints but no {fingerprint.FILE}, so "
                     "nothing says which config made them; this run will not resume, skip or "
@@ -46,7 +46,7 @@ class Clash:
                     f"from this run's (stored -> requested):\n{lines}\n")
         return (f"{head} Write this run to {where}, or pass {move_flag} to rename that folder "
                 f"to {Path(self.run_dir).name}{MOVED}<UTC time> (nothing is deleted) and start "
-                "afresh.")
+                f"afresh{also}.")
 
 
 def holds_work(run_dir):
@@ -107,15 +107,18 @@ def claim(cfg, args, command=None):
     out = cfg.OUTPUT_DIR
     requested = identity.requested_fingerprint(cfg)
     move = getattr(args, "move_aside", False)
-    found = clash(out, requested)
+    # an evaluation's folder holds only its result: --overwrite-results replaces it whole
+    replace = args.eval_only and getattr(args, "overwrite_results", False)
+    also = ", or (an evaluation) pass --overwrite-results to replace it" if args.eval_only else ""
+    found = None if replace else clash(out, requested)
     if found and not move:
-        raise ConfigError(found.message())
+        raise ConfigError(found.message(also=also))
     lock = run_lock.acquire(out, command=command)
     try:
-        found = clash(out, requested)  # again, now that no other process can change it
+        found = None if replace else clash(out, requested)  # again, under the lock
         if found:
             if not move:
-                raise ConfigError(found.message())
+                raise ConfigError(found.message(also=also))
             lock.release()
             move_aside(out)
             lock = run_lock.acquire(out, command=command)

@@ -10,6 +10,7 @@ A runner that holds a run's lock while its child `train.py` writes the run hands
 with HANDOFF_ENV = "<lock file>:<pid of the holder>"; the child checks that the lock is held
 and that its file names that pid, one of its ancestors, and then runs without locking again.
 """
+import atexit
 import datetime
 import errno
 import fcntl
@@ -164,6 +165,15 @@ def acquire(run_dir, command=None, log=None):
     with _held_guard:
         _held[str(path)] = lock
     return lock
+
+
+@atexit.register
+def _release_all():
+    """A process that ends normally lets go of its locks cleanly (not seen as stale)."""
+    with _held_guard:
+        held = list(_held.values())
+    for lock in held:
+        lock.release()
 
 
 def holder(run_dir):

@@ -79,10 +79,10 @@ def folder_note(run):
 
     busy = holder(run.output_dir)
     if busy:
-        return f"busy: {describe(busy)}"
+        return f"busy: {describe(busy)}  "
     clash = folder_clash(run)
     if clash is not None:
-        return f"ANOTHER CONFIG'S FOLDER ({clash.summary()}); --move-aside to redo"
+        return f"ANOTHER CONFIG'S FOLDER ({clash.summary()}); --move-aside to redo  "
     return ""
 
 

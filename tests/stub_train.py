@@ -60,6 +60,13 @@ def main(argv):
     dataset = Path(arg(argv, "--dataset-config-file")).stem
     subsample = opt(argv, "DATASET.SUBSAMPLE_CLASSES", "all")
     eval_only = "--eval-only" in argv
+    from sar_prompt import run_lock  # as train.py: one writer per folder (the runner's lock)
+
+    try:
+        run_lock.acquire(out)
+    except run_lock.RunBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     write_fingerprint(argv, out)
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     lock = Path(os.environ["STUB_LOCKS"]) / f"gpu{gpu}.lock" if os.environ.get("STUB_LOCKS") \
