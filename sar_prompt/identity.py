@@ -16,6 +16,7 @@ import ast
 import hashlib
 import json
 import re
+import threading
 
 # Config entries that say where files are or how a run is kept, not what it computes. The
 # novel-class list counts by its content (NOVEL_KEY), wherever it is.
@@ -30,6 +31,7 @@ SEPARATOR = "__"               # <config>__<tag>
 MAX_TAG = 60                   # longer readable tags are cut and get a hash
 NAME_CHARS = r"A-Za-z0-9._=+,-"
 _BAD = re.compile(f"[^{NAME_CHARS}]")
+_resolving = threading.Lock()  # the runner's GPU threads: registration happens once, whole
 
 
 # -- identity ----------------------------------------------------------------------------------
@@ -113,7 +115,8 @@ def requested_from_argv(argv, sar=None):
     train.py resolves it, nothing built)."""
     from .train import build_parser, setup_cfg
 
-    return requested_fingerprint(setup_cfg(build_parser().parse_args(list(argv))), sar)
+    with _resolving:
+        return requested_fingerprint(setup_cfg(build_parser().parse_args(list(argv))), sar)
 
 
 def differences(stored, requested):
