@@ -218,9 +218,10 @@ def _load_epoch(run):
 def folder_clash(run):
     """The run_folder.Clash of a run's folder with the run's config, or None. None too when
     the config cannot be resolved here (no Dassl, a bad key): the run itself then says why."""
-    if not Path(run.output_dir).is_dir():
-        return None
-    from . import identity
+    from . import fingerprint, identity
+
+    if fingerprint.read(run.output_dir) is None and not run_folder.holds_work(run.output_dir):
+        return None  # nothing there to lose or to mix with (no config to resolve)
 
     try:
         requested = identity.requested_from_argv(run.argv())
