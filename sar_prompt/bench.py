@@ -5,11 +5,14 @@
 PROTOCOL is base2new, fewshot, xd (cross-dataset transfer) or dg (domain generalisation);
 see sar_prompt/protocol.py for the runs each makes. scripts/base2new_all.sh,
 scripts/base2new.sh and scripts/bench.sh call this. Trailing KEY VALUE pairs go to every run
-(they are not part of the folder names: give such runs their own OUTPUT).
+and name its config folder (`vit_b16_ctxv1__SAR.WEIGHT=5`, or `<config>__<TAG>` with --tag);
+`--sweep KEY V1,V2` runs every value (several --sweep: every combination), each point in its
+own folders, and prints one row per point. See docs/runs.md.
 
 Every option has an environment variable, read when the option is not given:
-DATASETS, SEEDS, SHOTS, CFG, DATA, OUTPUT, GPUS, VERBOSE=1, SOURCE; and PROGRESS=1 / 0 turns
-the progress bars on / off (default: when stderr is a terminal).
+DATASETS, SEEDS, SHOTS, CFG, DATA, OUTPUT, GPUS, VERBOSE=1, SOURCE, TAG, MOVE_ASIDE=1,
+SWEEP="KEY=V1,V2;KEY2=V3,V4"; and PROGRESS=1 / 0 turns the progress bars on / off (default:
+when stderr is a terminal).
 """
 import argparse
 import os
@@ -59,6 +62,17 @@ def build_parser():
     p.add_argument("--verbose", action="store_true", default=env("VERBOSE", "") not in ("", "0"),
                    help="show every run's full output [$VERBOSE=1]")
     p.add_argument("--dry-run", action="store_true", help="print the job list and exit")
+    p.add_argument("--tag", default=env("TAG", ""),
+                   help="name the config folders <config>__TAG instead of by the overrides "
+                        "[$TAG]")
+    p.add_argument("--move-aside", action="store_true",
+                   default=env("MOVE_ASIDE", "") not in ("", "0"),
+                   help="a run folder that holds another config's run is renamed to "
+                        "<folder>.moved-<UTC time> and the run starts afresh (default: such "
+                        "runs are refused as conflicts) [$MOVE_ASIDE=1]")
+    p.add_argument("--sweep", nargs=2, action="append", metavar=("KEY", "V1,V2,..."),
+                   help="run every value of KEY (repeat: every combination), each point in "
+                        "its own folders, then one table row per point [$SWEEP]")
     p.add_argument("--table", choices=("summary", "seeds", "none"), default="summary",
                    help="at the end: the protocol's table (saved with its plot under "
                         "<protocol folder>/tables/), the per-seed table of one dataset, or none")
@@ -89,10 +103,12 @@ def parse(argv=None):
     return args
 
 
-def benchmark(args):
+def benchmark(args, point=()):
+    """The Benchmark of the command line (of one sweep point's KEY VALUE pairs `point`)."""
     bench = Benchmark(protocol=args.protocol, trainer=args.trainer, datasets=args.datasets,
                       seeds=args.seeds, shots=args.shots, config=args.config, data=args.data,
-                      output=args.output, opts=tuple(args.opts), source=args.source)
+                      output=args.output, opts=tuple(args.opts) + tuple(point),
+                      source=args.source, tag=getattr(args, "tag", ""), point=tuple(point))
     if "demo" in bench.datasets:  # the offline demo: its data and tiny CLIP, generated here
         from .demo import CLIP_FILE, DEMO_DIR
 
@@ -102,6 +118,11 @@ def benchmark(args):
 
 
 def run_status(run):
+    from .sweep import folder_note
+
+    note = folder_note(run)  # busy, or another config's folder
+    if note:
+        return note
     state = read_run(run.output_dir)
     if state.finished:
         return f"finished (acc {state.accuracy:.2f})"
@@ -150,7 +171,7 @@ def final_table(bench, args, out=None):
     out = out or sys.stdout
     print(file=out)
     if args.table == "seeds":
-        name, _ = bench.config_for(bench.datasets[0], bench.shots[0])
+        name = bench.folder_for(bench.datasets[0], bench.shots[0])  # with its overrides
         from .protocol import trains
 
         seeds = bench.seeds if trains(bench.trainer) else bench.seeds[:1]  # zero-shot: once
@@ -161,7 +182,7 @@ def final_table(bench, args, out=None):
         return
     table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
                                 bench.seeds, bench.shots, allow_partial=True, source=bench.source,
-                                configs=lambda t, d, k: bench.config_for(d, k)[0])
+                                configs=lambda t, d, k: bench.folder_for(d, k))
     print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -174,19 +195,25 @@ def final_table(bench, args, out=None):
 
 def main(argv=None):
     from .runner import Settings, run_local
+    from .sweep import sweep_benchmarks
 
     try:
         args = parse(argv)
-        bench = benchmark(args)
-        jobs = bench.jobs()
+        points = sweep_benchmarks(args, benchmark)  # [(label, Benchmark)]; one without a sweep
+        bench = points[0][1]
+        jobs = [job for _, b in points for job in b.jobs()]
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     gpus = _words(args.gpus)
     # PROGRESS=1 / 0 forces the progress bars on / off (default: when stderr is a terminal)
     settings = Settings(verbose=args.verbose,
-                        progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")))
+                        progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")),
+                        move_aside=args.move_aside)
+    args.points = points if len(points) > 1 or args.sweep else None
     if args.dry_run:
+        if args.points:
+            print(f"sweep: {len(points)} points: {'; '.join(label for label, _ in points)}")
         print_jobs(bench, jobs, settings, gpus)
         if args.slurm or args.cluster:
             print(f"submitit ({args.cluster or 'slurm'}): {_slurm_options(args).parameters()}")
@@ -211,7 +238,7 @@ def main(argv=None):
 
 
 def report(bench, args, outcomes, crashed=()):
-    from .runner import summary
+    from .runner import PROBLEMS, summary
 
     lines = summary(outcomes) if outcomes else []
     for label, error, log in crashed:
@@ -219,8 +246,13 @@ def report(bench, args, outcomes, crashed=()):
     print()
     print("\n".join(lines))
     if args.table != "none":
-        final_table(bench, args)
-    bad = any(o.status in ("failed", "blocked") for o in outcomes) or crashed
+        if getattr(args, "points", None):
+            from .sweep import final_sweep_table
+
+            final_sweep_table(bench, args.points)
+        else:
+            final_table(bench, args)
+    bad = any(o.status in PROBLEMS for o in outcomes) or crashed
     return 1 if bad else 0
 
 
@@ -238,7 +270,10 @@ def _slurm_options(args):
 def submit(bench, jobs, settings, args):
     from .slurm import submit as submit_jobs, wait
 
-    todo = [j for j in jobs if not all(read_run(r.output_dir).finished for r in j.runs)]
+    from .runner import folder_clash
+
+    todo = [j for j in jobs if not all(read_run(r.output_dir).finished and folder_clash(r) is None
+                                       for r in j.runs)]
     if not todo:
         print("every run is finished; nothing to submit.")
         return report(bench, args, [])

@@ -7,7 +7,10 @@ ImageNet's folder listing), the few-shot sample, the novel-class file and the CL
 
 `comparable(fp)` is the part that must agree between runs that are averaged together (seeds
 of one dataset and trainer); `digest(fp)` names it in a few characters, and `differences`
-says which entries two fingerprints disagree on.
+says which entries two fingerprints disagree on. The config part of `comparable` is a run's
+identity (identity.py) less the seed and the base/new half; package versions, the git
+revision, the device and the weights' digest are compared here only: they are reported when
+runs are averaged, but never stop a run from resuming or being skipped.
 """
 import datetime
 import hashlib
@@ -19,16 +22,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .identity import LOCATION_KEYS, config_identity
+from .identity import flatten as _flatten
 from .io import atomic_write_json
 
 FILE = "fingerprint.json"
 SCHEMA = "sar-prompt/fingerprint"
 VERSION = 1
 PACKAGES = ("torch", "torchvision", "numpy", "openai-clip", "sar-prompt", "yacs", "Pillow")
-# Config entries that differ between runs that belong together: where files are, the seed,
-# the base/new half and how often checkpoints are saved.
-RUN_SPECIFIC_KEYS = ("OUTPUT_DIR", "SEED", "RESUME", "DATASET.ROOT", "DATASET.SUBSAMPLE_CLASSES",
-                     "TRAIN.CHECKPOINT_FREQ", "MODEL.BACKBONE.PATH", "MODEL.INIT_WEIGHTS")
+# Config entries that differ between runs that belong together: where files are (not part
+# of a run's identity either, see identity.py), the seed and the base/new half.
+PER_RUN_KEYS = ("SEED", "DATASET.SUBSAMPLE_CLASSES")
+RUN_SPECIFIC_KEYS = LOCATION_KEYS + PER_RUN_KEYS
 
 
 def _sha256_file(path):
@@ -164,20 +169,11 @@ def read(run_dir):
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
-def _flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: value}
-
-
 def comparable(fp):
     """{entry: value} of what must agree between runs averaged together (flat keys such as
     config.OPTIM.LR, packages.torch, git.revision, data.split_sha256)."""
-    config = _flatten(fp.get("config") or {})
-    for key in RUN_SPECIFIC_KEYS:
+    config = config_identity(fp.get("config"))  # a run's identity, less seed and half
+    for key in PER_RUN_KEYS:
         config.pop(key, None)
     device = fp.get("device") or {}
     parts = {

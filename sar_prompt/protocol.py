@@ -17,6 +17,10 @@ Protocols and their run folders (under OUTPUT):
 xd (cross-dataset transfer) and dg (domain generalisation) share the source training run:
 train on ImageNet with all classes, then evaluate on the other ten datasets (xd) or on
 ImageNet's four variants (dg).
+
+<config> is the config's name, followed by `__<tag>` when trailing KEY VALUE overrides are
+given (`vit_b16_ctxv1__SAR.WEIGHT=5`; see identity.config_folder and docs/runs.md), so
+every setting has its own folders.
 """
 import importlib.util
 import re
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import BENCHMARK, DOMAIN_SHIFT, by_key
+from .identity import config_folder
 from .errors import ConfigError
 
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
@@ -192,7 +197,7 @@ class Run:
     phase: str
     dataset: str
     trainer: str
-    config: str
+    config: str              # the config folder: the config name and its overrides tag
     config_file: str
     shots: int
     seed: int
@@ -271,6 +276,8 @@ class Benchmark:
     source: str = TRANSFER_SOURCE
     config_root: str = str(CONFIG_ROOT)
     extra_opts: dict = field(default_factory=dict)  # dataset -> opts only its runs get (demo)
+    tag: str = ""               # replaces the overrides' part of the config folder's name
+    point: tuple = ()           # a sweep's KEY VALUE pairs (also in opts), named after a tag
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -305,8 +312,13 @@ class Benchmark:
                               "(or --config) to a config name or .yaml file.")
         return find_config(self.trainer, name, self.config_root)
 
+    def folder_for(self, dataset, shots):
+        """The config folder of `dataset`'s runs: the config's name and the overrides."""
+        return config_folder(self.config_for(dataset, shots)[0], self.opts, self.tag, self.point)
+
     def _run(self, phase, dataset, shots, seed, config, **kw):
         name, file = config
+        name = config_folder(name, self.opts, self.tag, self.point)
         opts = tuple(self.extra_opts.get(dataset, ())) + tuple(self.opts)
         return Run(protocol=self.protocol, phase=phase, dataset=dataset, trainer=self.trainer,
                    config=name, config_file=str(file), shots=shots, seed=seed,

@@ -6,6 +6,12 @@ run redone; an interrupted training run resumes from its last saved epoch (Dassl
 when its folder holds a checkpoint); a failed run is recorded (failed.json), reported with the
 tail of its log, and the next jobs go on; only the evaluations that need its checkpoint wait.
 
+Every run first takes its folder's lock (run_lock.py; a folder another process is writing
+is reported `busy`), and the folder must belong to the run's config (run_folder.py): one
+whose fingerprint says otherwise is a `conflict`, reported with the keys that differ, and is
+neither skipped, resumed, run nor marked failed (unless `Settings.move_aside`: it is renamed
+aside and the run starts afresh). The lock passes to the run's own train.py process.
+
 Quiet by default: one line when a run starts and one when it ends (dataset, trainer, seed,
 phase, accuracy, time), a progress bar while it trains (epoch, loss, ETA) when the terminal
 is interactive, and Dassl's full output in each run's log.txt. `verbose` shows it all.
@@ -22,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import run_folder, run_lock
+from .errors import SarPromptError
 from .progress import QUIET_ENV, parse_event
 from .run_result import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
                          mark_failed, read_run)
@@ -38,6 +46,7 @@ class Settings:
     verbose: bool = False
     progress: object = None   # True / False; None: when stderr is a terminal
     env: dict = field(default_factory=dict)
+    move_aside: bool = False  # a folder of another config is renamed aside, not refused
 
     def command(self, run, load_epoch=None):
         return [self.python, *self.train, *run.argv(load_epoch)]
@@ -46,7 +55,7 @@ class Settings:
 @dataclass
 class Outcome:
     run: object
-    status: str               # done | skipped | failed | blocked
+    status: str               # done | skipped | failed | blocked | conflict | busy
     accuracy: float = None
     seconds: float = 0.0
     detail: str = ""
@@ -147,10 +156,13 @@ def _tail(path, n=TAIL_LINES):
         return []
 
 
-def spawn(run, settings, console, slot=0, gpu=None, load_epoch=None, active=None):
-    """Start the run's process and wait for it: (exit code, lines it printed outside its log)."""
+def spawn(run, settings, console, slot=0, gpu=None, load_epoch=None, active=None, lock=None):
+    """Start the run's process and wait for it: (exit code, lines it printed outside its log).
+    `lock`: the run folder's lock, held here, which the process inherits."""
     command = settings.command(run, load_epoch)
     env = dict(os.environ, **settings.env)
+    if lock is not None:
+        env.update(run_lock.handoff_env(lock))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     Path(run.output_dir).mkdir(parents=True, exist_ok=True)
@@ -203,8 +215,54 @@ def _load_epoch(run):
     return epoch if isinstance(epoch, int) else last_checkpoint_epoch(run.train_dir)
 
 
+def folder_clash(run):
+    """The run_folder.Clash of a run's folder with the run's config, or None. None too when
+    the config cannot be resolved here (no Dassl, a bad key): the run itself then says why."""
+    from . import fingerprint, identity
+
+    if fingerprint.read(run.output_dir) is None and not run_folder.holds_work(run.output_dir):
+        return None  # nothing there to lose or to mix with (no config to resolve)
+
+    try:
+        requested = identity.requested_from_argv(run.argv())
+    except SarPromptError:
+        return None
+    except ModuleNotFoundError as exc:
+        if exc.name != "dassl":
+            raise
+        return None
+    return run_folder.clash(run.output_dir, requested)
+
+
 def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None, tag=""):
-    """Run one run unless it is finished; its Outcome."""
+    """Run one run unless it is finished (or its folder busy, or another config's); its
+    Outcome. The run folder's lock is held throughout."""
+    try:
+        lock = run_lock.acquire(run.output_dir, command=settings.command(run),
+                                log=console.out)
+    except run_lock.RunBusy as exc:
+        console.line(f"{console.next_index()} {tag}{run.label}: BUSY: {exc}")
+        return Outcome(run, "busy", detail=f"busy: {run_lock.describe(exc.holder)}")
+    held = [lock]
+    try:
+        return _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held):
+    lock = held[0]
+    clash = folder_clash(run)
+    if clash is not None:
+        if not settings.move_aside:
+            text = clash.message("--move-aside", "another OUTPUT")
+            console.line(f"{console.next_index()} {tag}{run.label}: CONFLICT: {text}")
+            return Outcome(run, "conflict", detail=clash.summary())
+        lock.release()
+        run_folder.move_aside(run.output_dir, log=console.out)
+        lock = run_lock.acquire(run.output_dir, command=settings.command(run), log=console.out)
+        held.append(lock)
     state = read_run(run.output_dir, expectations(run))
     if state.finished:
         console.line(f"{console.next_index()} {tag}{run.label}: finished earlier, "
@@ -232,7 +290,7 @@ def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None
     console.line(f"{index} {tag}{run.label}: {what} -> {run.output_dir}")
     clear_failed(run.output_dir)
     started = time.monotonic()
-    code, printed = spawn(run, settings, console, slot, gpu, load_epoch, active)
+    code, printed = spawn(run, settings, console, slot, gpu, load_epoch, active, lock)
     seconds = time.monotonic() - started
     state = read_run(run.output_dir, expectations(run))
     log = latest_log(run.output_dir)
@@ -258,19 +316,21 @@ def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None
 
 def execute_job(job, settings, console, slot=0, gpu=None, stop=None, active=None):
     """Run a job's runs in order; an evaluation whose training failed is `blocked`."""
-    outcomes, failed_training = [], set()
+    outcomes, failed_training = [], {}  # training folder -> its outcome's status
     tag = f"[GPU {gpu}] " if gpu is not None and console.slots > 1 else ""
     for run in job.runs:
         if stop is not None and stop.is_set():
             break
         if run.train_dir and run.train_dir in failed_training:
-            console.line(f"{console.next_index()} {tag}{run.label}: skipped, its training failed")
-            outcomes.append(Outcome(run, "blocked", detail="its training run failed"))
+            why = {"failed": "failed", "conflict": "belongs to another config",
+                   "busy": "is busy"}[failed_training[run.train_dir]]
+            console.line(f"{console.next_index()} {tag}{run.label}: skipped, its training {why}")
+            outcomes.append(Outcome(run, "blocked", detail=f"its training run {why}"))
             continue
         outcome = execute_run(run, settings, console, slot, gpu, stop, active, tag)
         outcomes.append(outcome)
-        if outcome.status == "failed" and run.trains:
-            failed_training.add(run.output_dir)
+        if outcome.status in ("failed", "conflict", "busy") and run.trains:
+            failed_training[run.output_dir] = outcome.status
     return outcomes
 
 
@@ -320,12 +380,25 @@ def run_local(jobs, settings, gpus=None, console=None, out=None):
 def summary(outcomes):
     """Lines that sum up the outcomes; the failures with their logs."""
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed",
-                                                               "blocked")}
-    lines = [f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped "
+                                                               "blocked", "conflict", "busy")}
+    first = (f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped "
              f"(already finished), {counts['failed']} failed, {counts['blocked']} not run "
-             "(their training failed)"]
+             "(their training failed or was not run)")
+    if counts["conflict"]:
+        first += f", {counts['conflict']} in a folder of another config (conflict)"
+    if counts["busy"]:
+        first += f", {counts['busy']} busy (another process is writing them)"
+    lines = [first]
     for o in outcomes:
-        if o.status in ("failed", "blocked"):
-            lines.append(f"  {o.status.upper()}: {o.run.label} ({o.detail}) "
-                         f"{o.log or o.run.output_dir}")
+        if o.status in PROBLEMS:
+            where = o.run.output_dir if o.status in ("conflict", "busy") else \
+                o.log or o.run.output_dir
+            lines.append(f"  {o.status.upper()}: {o.run.label} ({o.detail}) {where}")
+    if counts["conflict"]:
+        lines.append("  a conflict's folder holds a run of another config: write to another "
+                     "OUTPUT, or pass --move-aside to rename such folders to "
+                     "<folder>.moved-<UTC time> and run afresh.")
     return lines
+
+
+PROBLEMS = ("failed", "blocked", "conflict", "busy")  # outcomes that make a command fail

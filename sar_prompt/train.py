@@ -47,6 +47,9 @@ def build_parser():
                         "code: only for files you trust (sets MODEL.TRUST_CHECKPOINT_CODE)")
     p.add_argument("--overwrite-results", action="store_true",
                    help="with --eval-only: replace an existing results.json in --output-dir")
+    p.add_argument("--move-aside", action="store_true",
+                   help="when --output-dir holds a run of another config, rename it to "
+                        "<folder>.moved-<UTC time> and start afresh (see docs/runs.md)")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                    help="modify config options using the command-line")
     return p
@@ -266,11 +269,13 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
-    from . import fingerprint, progress
+    from . import fingerprint, progress, run_folder
 
     quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
     check_names(cfg, args)
+    if run_folder.claim(cfg, args).finished:  # another config's folder: refused here
+        return
     if args.eval_only:
         check_eval_output(cfg, args)
     if cfg.SEED >= 0:
@@ -310,6 +315,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def command():
+        from .run_folder import release_claims
+
         try:
             run(args)
         except ModuleNotFoundError as exc:
@@ -317,6 +324,8 @@ def main(argv=None):
                 raise
             raise SarPromptError("Dassl is not installed. Install it from its repository "
                                  "(see docs/install.md), then run again.") from None
+        finally:
+            release_claims()  # the run folder's lock
 
     return run_command(command, interrupted="interrupted; every file already written is kept "
                                             "(a training run resumes from its last saved "

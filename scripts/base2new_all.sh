@@ -11,8 +11,10 @@
 #   DATASETS="eurosat dtd" SEEDS=1 bash scripts/base2new_all.sh CoOp
 #   bash scripts/base2new_all.sh CoOpSAR --dry-run           # the job list
 #   bash scripts/base2new_all.sh CoOpSAR --slurm --partition gpu --time 720
+#   bash scripts/base2new_all.sh CoOpSAR --sweep TRAINER.SAR.WEIGHT 1,5   # a row per value
 # Environment and options: as scripts/bench.sh (DATA OUTPUT DATASETS SEEDS SHOTS CFG GPUS
-# VERBOSE PYTHON); compare trainers afterwards with
+# VERBOSE PYTHON TAG SWEEP MOVE_ASIDE; --tag --move-aside --sweep, see docs/runs.md);
+# compare trainers afterwards with
 #   python -m sar_prompt.results $OUTPUT/base2new --compare CoOp CoOpSAR --save DIR
 set -euo pipefail
 if [ $# -lt 1 ]; then

@@ -6,12 +6,15 @@
 #   bash scripts/bench.sh fewshot CoOpSAR --gpus 0,1,2,3
 #   bash scripts/bench.sh xd CoOpSAR --dry-run
 # Options (python -m sar_prompt.bench --help): --datasets --seeds --shots --config --gpus
-#   --dry-run --verbose --table, and --slurm [--partition P --time MIN --wait ...].
+#   --dry-run --verbose --table --tag --move-aside --sweep KEY V1,V2, and --slurm
+#   [--partition P --time MIN --wait ...]. Run folders, conflicts, sweeps: docs/runs.md.
 # Environment (defaults in brackets):
 #   DATA     datasets root [<repo>/data]          OUTPUT   results root [<repo>/output]
 #   DATASETS datasets [all of the protocol's]     SEEDS    seeds ["1 2 3"]
 #   SHOTS    shots [16; fewshot: "1 2 4 8 16"]    CFG      config name or .yaml [per method]
 #   GPUS     e.g. 0,1,2,3: one job per GPU        VERBOSE  1: every run's full output
+#   TAG      config folder <config>__TAG          SWEEP    "KEY=V1,V2;KEY2=V3" (--sweep)
+#   MOVE_ASIDE  1: rename another config's run folder aside instead of refusing it
 #   PYTHON   interpreter [<repo>/.venv/bin/python if present, else python]
 set -euo pipefail
 

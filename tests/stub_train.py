@@ -5,6 +5,10 @@ dataset and the phase, so tests can check which run produced which number. It al
 the GPU it was given and holds a lock file per GPU while it runs, so tests can see that two
 runs never share a GPU at the same time.
 
+Like train.py it writes the run's fingerprint.json (the resolved config, resolved by
+train.py's own code, so the runner's identity checks apply), and a TRAINER.SAR.WEIGHT option
+changes its accuracy, so a sweep's points have numbers of their own.
+
 Environment: STUB_FAIL=<dataset> makes that dataset's training fail; STUB_SLEEP=<seconds>.
 """
 import hashlib
@@ -23,9 +27,30 @@ def opt(argv, key, default=None):
     return argv[argv.index(key) + 1] if key in argv else default
 
 
-def accuracy(dataset, seed, subsample):
-    digest = hashlib.sha256(f"{dataset}/{seed}/{subsample}".encode()).digest()
+def accuracy(dataset, seed, subsample, weight=None):
+    key = f"{dataset}/{seed}/{subsample}" + (f"/{float(weight)}" if weight is not None else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return 50 + digest[0] / 255 * 40
+
+
+def write_fingerprint(argv, out):
+    """fingerprint.json's identity part, as train.py resolves the config (without importing
+    torch: sar_prompt's Dassl registration hook is switched off)."""
+    import importlib.util
+
+    if importlib.util.find_spec("dassl") is None:
+        return  # a test that spares its tasks Dassl: no fingerprint, no identity check
+    import sar_prompt  # noqa: F401  (installs the hook removed below)
+
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if type(f).__name__ != "_RegisterWhenDasslLoads"]
+    from sar_prompt import fingerprint, identity
+
+    trainer = arg(argv, "--trainer")
+    fp = identity.requested_from_argv(argv, sar=trainer.endswith("SAR"))
+    fp.update(schema=fingerprint.SCHEMA, version=fingerprint.VERSION)
+    (out / fingerprint.FILE).write_text(json.dumps(fp))
+
 
 
 def main(argv):
@@ -35,6 +60,14 @@ def main(argv):
     dataset = Path(arg(argv, "--dataset-config-file")).stem
     subsample = opt(argv, "DATASET.SUBSAMPLE_CLASSES", "all")
     eval_only = "--eval-only" in argv
+    from sar_prompt import run_lock  # as train.py: one writer per folder (the runner's lock)
+
+    try:
+        run_lock.acquire(out)
+    except run_lock.RunBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_fingerprint(argv, out)
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     lock = Path(os.environ["STUB_LOCKS"]) / f"gpu{gpu}.lock" if os.environ.get("STUB_LOCKS") \
         else None
@@ -78,7 +111,7 @@ def main(argv):
                     marker.write_text(f"model.pth.tar-{epoch + 1}\n")
                     time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
             epoch = int(arg(argv, "--load-epoch", 0) or 0) if eval_only else 2
-            acc = accuracy(dataset, seed, subsample)
+            acc = accuracy(dataset, seed, subsample, opt(argv, "TRAINER.SAR.WEIGHT"))
             f.write(f"* accuracy: {acc:.2f}%\n")
         (out / "stub_gpu").write_text(gpu)
         shots = opt(argv, "DATASET.NUM_SHOTS")

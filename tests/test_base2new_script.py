@@ -61,16 +61,19 @@ def test_base2new_on_a_fixture_dataset(trainer, caltech_root, tiny_clip_path, tm
     common = f"caltech101/shots_16/{trainer}/tiny"
     train1 = out / "base2new" / "train_base" / common / "seed1"
 
-    # an interrupted seed-1 run: one epoch of two, checkpoint saved, no result yet
+    # an interrupted seed-1 run: the runner's own command, stopped after epoch 1 of 2 (its
+    # epoch-2 checkpoint and result removed; a run of another config would be refused)
     partial = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "--root", str(caltech_root), "--seed", "1",
          "--trainer", trainer, "--dataset-config-file", str(REPO / "configs/datasets/caltech101.yaml"),
-         "--config-file", str(config), "--output-dir", str(train1), *weights,
+         "--config-file", str(config), "--output-dir", str(train1),
          "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base",
-         "TRAIN.CHECKPOINT_FREQ", "1", "OPTIM.MAX_EPOCH", "1", "TEST.NO_TEST", "True"],
+         "TRAIN.CHECKPOINT_FREQ", "1", *weights],
         capture_output=True, text=True, timeout=300)
     assert partial.returncode == 0, partial.stderr
-    assert not (train1 / "results.json").exists()
+    (train1 / "results.json").unlink()
+    (train1 / "prompt_learner" / "model.pth.tar-2").unlink()
+    (train1 / "prompt_learner" / "checkpoint").write_text("model.pth.tar-1\n")
 
     verbose = trainer == "KgCoOpSAR"  # one trainer with VERBOSE=1: Dassl's whole output
     proc = run_script("caltech101", trainer, *weights, cwd=tmp_path,
@@ -123,6 +126,33 @@ def assert_no_warnings(proc, output):
         assert not noisy, f"{log}: {noisy}"
 
 
+def sweep_rows(stdout):
+    """{point: (base, new, hm)} from the printed sweep table."""
+    rows = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^\| (SAR\.WEIGHT=\S+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", line)
+        if m:
+            rows[m[1]] = tuple(float(x) for x in m.groups()[1:])
+    return rows
+
+
+def test_demo_sweep_runs_each_point_in_its_own_folders_once(tmp_path):
+    env = dict(DATA=str(tmp_path / "data"), OUTPUT=str(tmp_path / "out"), SEEDS="1")
+    sweep = ["--sweep", "TRAINER.SAR.WEIGHT", "0,50"]
+    proc = run_script("demo", "CoOpSAR", *sweep, cwd=tmp_path, **env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "4 runs: 4 done" in proc.stdout and "selection on the test split" in proc.stdout
+    rows = sweep_rows(proc.stdout)
+    assert sorted(rows) == ["SAR.WEIGHT=0", "SAR.WEIGHT=50"]
+    assert rows["SAR.WEIGHT=0"] != rows["SAR.WEIGHT=50"]  # two settings, two results
+    common = tmp_path / "out/base2new/train_base/demo/shots_16/CoOpSAR"
+    for point, (base, _, _) in rows.items():
+        assert base == pytest.approx(accuracy(common / f"demo__{point}" / "seed1"), abs=0.01)
+    again = run_script("demo", "CoOpSAR", *sweep, cwd=tmp_path, **env)
+    assert again.returncode == 0 and "4 runs: 0 done, 4 skipped" in again.stdout
+    assert sweep_rows(again.stdout) == rows
+
+
 def test_bad_arguments(tmp_path):
     proc = run_script("caltech1O1", "CoOpSAR", cwd=tmp_path)
     assert proc.returncode == 2 and "unknown dataset 'caltech1O1'" in proc.stderr
@@ -139,11 +169,11 @@ TINY_RUN = ["INPUT.SIZE", "(32, 32)", "USE_CUDA", "False", "DATALOADER.NUM_WORKE
 def test_base2new_zeroshot_clip_evaluates_base_and_new(caltech_root, tiny_clip_path, tmp_path):
     out = tmp_path / "output"
     args = ["caltech101", "ZeroshotCLIP", "MODEL.BACKBONE.PATH", str(tiny_clip_path), *TINY_RUN]
-    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1 2 3")
+    env = dict(DATA=str(caltech_root), OUTPUT=str(out), SEEDS="1 2 3", TAG="tiny")
     proc = run_script(*args, cwd=tmp_path, **env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "caltech101 ZeroshotCLIP zero-shot base: evaluating (no training)" in proc.stdout
-    runs = {sub: out / "base2new" / folder / "caltech101/shots_16/ZeroshotCLIP/vit_b16/seed1"
+    runs = {sub: out / "base2new" / folder / "caltech101/shots_16/ZeroshotCLIP/vit_b16__tiny/seed1"
             for sub, folder in (("base", "train_base"), ("new", "test_new"))}
     results = {sub: json.loads((d / "results.json").read_text()) for sub, d in runs.items()}
     assert {r["subsample_classes"] for r in results.values()} == {"base", "new"}

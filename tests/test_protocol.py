@@ -41,9 +41,10 @@ def test_options_and_config_override_reach_every_run(tmp_path):
     cfg.write_text("OPTIM: {MAX_EPOCH: 1}\n")
     jobs = bench(datasets=("dtd",), seeds=(3,), config=str(cfg),
                  opts=("TRAINER.SAR.WEIGHT", "2.0")).jobs()
-    for run in jobs[0].runs:
-        assert run.config == "mine" and run.config_file == str(cfg.resolve())
-        assert run.argv()[-2:] == ["TRAINER.SAR.WEIGHT", "2.0"] and "/mine/seed3" in run.output_dir
+    for run in jobs[0].runs:  # the overrides name the config folder
+        assert run.config == "mine__SAR.WEIGHT=2" and run.config_file == str(cfg.resolve())
+        assert run.argv()[-2:] == ["TRAINER.SAR.WEIGHT", "2.0"]
+        assert "/mine__SAR.WEIGHT=2/seed3" in run.output_dir
 
 
 def test_fewshot_jobs_and_coops_epochs_per_shots():

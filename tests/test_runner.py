@@ -29,6 +29,18 @@ def make_bench(tmp_path, protocol="base2new", datasets=("eurosat", "dtd"), seeds
                      output=str(tmp_path / "out"), **kw)
 
 
+def fingerprint_as(run_, folder=None):
+    """The fingerprint.json a run of `run_`'s config writes (its identity part)."""
+    from sar_prompt import fingerprint, identity
+
+    fp = identity.requested_from_argv(run_.argv())
+    fp.update(schema=fingerprint.SCHEMA, version=fingerprint.VERSION)
+    folder = Path(folder or run_.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / fingerprint.FILE).write_text(json.dumps(fp))
+    return fp
+
+
 def run(jobs, gpus=None, **kw):
     out = io.StringIO()
     outcomes = runner.run_local(jobs, settings(**kw), gpus, out=out)
@@ -56,10 +68,11 @@ def test_finished_runs_are_skipped_broken_ones_redone_interrupted_ones_resumed(t
     jobs = b.jobs()
     run(jobs[:1])                                        # seed 1: finished
     broken = Path(jobs[1].runs[0].output_dir)            # seed 2: truncated results.json
-    broken.mkdir(parents=True)
+    fingerprint_as(jobs[1].runs[0])
     (broken / "results.json").write_text('{"accuracy": 71.')
     assert read_run(broken).status == "broken"
     marker = Path(jobs[2].runs[0].output_dir) / "prompt_learner" / "checkpoint"
+    fingerprint_as(jobs[2].runs[0])
     marker.parent.mkdir(parents=True)                    # seed 3: stopped after epoch 1
     marker.write_text("model.pth.tar-1\n")
     outcomes, text = run(jobs)
@@ -155,7 +168,7 @@ def test_progress_events_draw_a_bar(tmp_path):
 
 
 def test_bench_dry_run_prints_the_job_list(tmp_path, capsys):
-    b = make_bench(tmp_path, seeds=(1,))
+    b = make_bench(tmp_path, seeds=(1,), opts=("TRAINER.SAR.WEIGHT", "2"))  # 2 is 2.0
     run(b.jobs()[:1])
     code = bench.main(["base2new", "CoOpSAR", "TRAINER.SAR.WEIGHT", "2.0", "--datasets",
                        "eurosat", "dtd", "--seeds", "1", "--config", str(CONFIG), "--data",
@@ -217,6 +230,7 @@ def test_bench_submission_through_submitits_debug_executor(tmp_path, capsys):
     assert bench.submit(b, b.jobs(), settings(), args) == 0
     out = capsys.readouterr().out
     assert "submitted 1 job(s) to debug" in out and "2 runs: 2 done" in out
-    assert "| EuroSAT |" in out and (b.root / "tables" / "base2new_CoOpSAR.png").is_file()
+    assert "| CoOpSAR |" in out and "EuroSAT" in out
+    assert (b.root / "tables" / "base2new_CoOpSAR.png").is_file()
     assert bench.submit(b, b.jobs(), settings(), args) == 0  # all finished: nothing to submit
     assert "nothing to submit" in capsys.readouterr().out

@@ -50,6 +50,9 @@ def build_parser():
     p.add_argument("--save", metavar="DIR", help="also write DIR/<name>.md, .tex, .csv, "
                                                  ".wide.csv, .json and the figures")
     p.add_argument("--no-plot", action="store_true", help="with --save: no figures")
+    p.add_argument("--sweep", action="store_true",
+                   help="one row per config folder (sweep point) of --trainer; automatic when "
+                        "a dataset has several (see sar_prompt/sweep.py)")
     return p
 
 
@@ -129,6 +132,11 @@ def table_from_args(args):
     if len(trainers) > 1 and not args.compare:
         raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
                           f"--trainer, or compare them with --compare {' '.join(trainers)}.")
+    from .. import sweep
+
+    if len(trainers) == 1 and not args.config and (args.sweep or sweep.several_configs(
+            root, protocol, trainers[0], args.shots, args.source)):
+        return sweep.results_main(args, root, protocol, trainers[0])
     return build_table(root, protocol, trainers, args.datasets, args.seeds, args.shots,
                        args.config, args.allow_partial, args.group_by_fingerprint, args.source)
 
@@ -145,6 +153,8 @@ def main(argv=None):
         if found.is_seed_folder_parent(args.root):
             return seed_folder_runs(args.root)
         table = table_from_args(args)
+        if isinstance(table, int):  # a sweep: its table is printed
+            return table
         if args.published and not (table.problems and not args.allow_partial):
             from . import published
 

@@ -1,0 +1,244 @@
+"""Sweeps: the same benchmark at several settings, one table row per setting (a *point*).
+
+    python -m sar_prompt.bench base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
+    SWEEP="TRAINER.SAR.WEIGHT=0,5;OPTIM.MAX_EPOCH=5,10" bash scripts/base2new.sh dtd CoOpSAR
+    python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR --sweep
+
+Several --sweep options make every combination. Each point is a benchmark of its own, its
+runs in config folders named by its overrides (`vit_b16_ctxv1__SAR.WEIGHT=5`, see
+identity.py), and all points' jobs share one queue. `sweep_rows` returns the rows as data.
+"""
+import csv
+import io
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import results
+from .protocol import BASE2NEW_SHOTS, FEWSHOT_SHOTS, TRANSFER_SOURCE
+from .results import records
+from .results.aggregate import phases
+from .results.formats import METRIC_TITLES
+from .errors import ConfigError
+from .identity import SEPARATOR, canonical, override_tag, overrides_of_folder
+from .protocol import dataset_title
+
+SELECTION_NOTE = ("Picking the best point by these numbers is selection on the test split: "
+                  "tune on a validation split, or report every point.")
+NO_OVERRIDES = "(no overrides)"
+
+
+# -- points ----------------------------------------------------------------------------------
+def parse_env(text):
+    """SWEEP="KEY=V1,V2;KEY2=V3" -> [[KEY, "V1,V2"], [KEY2, "V3"]]."""
+    out = []
+    for part in (p.strip() for p in (text or "").split(";")):
+        if not part:
+            continue
+        key, sep, values = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"SWEEP={text!r}: write KEY=V1,V2 pairs separated by ';' "
+                              "(e.g. SWEEP=\"TRAINER.SAR.WEIGHT=0,5\").")
+        out.append([key.strip(), values])
+    return out
+
+
+def points(sweeps, opts=()):
+    """[[KEY, VALUE, KEY2, VALUE2, ...]] of every combination of `sweeps` [[KEY, "V1,V2"]]."""
+    keys, axes = [], []
+    given = set(opts[0::2])
+    for key, values in sweeps:
+        vals = [v.strip() for v in str(values).split(",") if v.strip()]
+        if not vals:
+            raise ConfigError(f"--sweep {key}: no values given; write --sweep {key} V1,V2.")
+        if key in keys:
+            raise ConfigError(f"--sweep {key} is given twice; give all its values once: "
+                              f"--sweep {key} V1,V2,V3.")
+        if key in given:
+            raise ConfigError(f"{key} is both swept and set as a trailing option; drop one.")
+        if len({canonical(v) for v in vals}) < len(vals):
+            raise ConfigError(f"--sweep {key} {values}: a value is repeated.")
+        keys.append(key)
+        axes.append(vals)
+    return [[w for pair in zip(keys, combo) for w in pair] for combo in itertools.product(*axes)]
+
+
+def sweep_benchmarks(args, make):
+    """[(label, Benchmark)] of the command line: one per sweep point, or the one benchmark
+    (label "") without a sweep. `make(args, point)` builds a point's Benchmark."""
+    sweeps = args.sweep or parse_env(os.environ.get("SWEEP", ""))
+    args.sweep = sweeps or None
+    if not sweeps:
+        return [("", make(args, ()))]
+    return [(override_tag(point), make(args, tuple(point))) for point in points(sweeps, args.opts)]
+
+
+def folder_note(run):
+    """What the dry run says about a folder that is not free for the run: busy, or holding
+    another config's run; "" otherwise."""
+    from .run_lock import describe, holder
+    from .runner import folder_clash
+
+    busy = holder(run.output_dir)
+    if busy:
+        return f"busy: {describe(busy)}  "
+    clash = folder_clash(run)
+    if clash is not None:
+        return f"ANOTHER CONFIG'S FOLDER ({clash.summary()}); --move-aside to redo  "
+    return ""
+
+
+# -- the table -------------------------------------------------------------------------------
+def sweep_rows(root, protocol, trainer, point_folders, datasets=None, seeds=(1, 2, 3),
+               shots=None, source=TRANSFER_SOURCE):
+    """One row per point, as data: {"point", "folders", "cells": {column: {metric: mean}},
+    "average": {metric: mean}, "missing": runs not finished}. `point_folders` is
+    [(label, folder)], folder a config folder name or a function (dataset, shots) -> name."""
+    rows = []
+    for label, folder in point_folders:
+        pick = folder if callable(folder) else (lambda d, k, name=folder: name)
+        table = results.build_table(root, protocol, [trainer], datasets, seeds, shots,
+                                    allow_partial=True, source=source,
+                                    configs=lambda t, d, k, pick=pick: pick(d, k))
+        cells = {}
+        for e in table.entries:
+            column = e.dataset if len(table.shots) == 1 else f"{e.dataset}@{e.shots}"
+            cells.setdefault(column, {})[e.metric] = e.mean
+            cells[column]["n"] = min(e.n, cells[column].get("n", e.n))
+        average = {e.metric: e.mean for e in table.averages if len(table.shots) == 1}
+        rows.append({"point": label or NO_OVERRIDES,
+                     "folders": dict(table.configs.get(trainer, {})),
+                     "cells": cells, "average": average, "missing": len(table.problems),
+                     "protocol": protocol, "trainer": trainer, "seeds": list(table.seeds)})
+    return rows
+
+
+def _columns(rows):
+    return list(dict.fromkeys(c for r in rows for c in r["cells"]))
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def to_markdown(rows, title=""):
+    if not rows:
+        return "(no sweep points)"
+    metrics = results.METRICS[rows[0]["protocol"]]
+    columns = _columns(rows)
+    with_average = len(columns) > 1 and any(r["average"] for r in rows)
+    header = ["Point"]
+    for column in columns + (["average"] if with_average else []):
+        name = "Average" if column == "average" else dataset_title(column.split("@")[0]) + (
+            f" {column.split('@')[1]}-shot" if "@" in column else "")
+        header += [f"{name} {METRIC_TITLES[m]}" for m in metrics]
+    lines = ([f"### {title}", ""] if title else [])
+    lines += ["| " + " | ".join(header) + " |",
+              "|:---|" + "|".join("---:" for _ in header[1:]) + "|"]
+    for r in rows:
+        cells = [r["point"]]
+        for column in columns:
+            cells += [_fmt(r["cells"].get(column, {}).get(m)) for m in metrics]
+        if with_average:
+            cells += [_fmt(r["average"].get(m)) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = " ".join(map(str, rows[0]["seeds"]))
+    lines += ["", f"_Mean over seeds {seeds}; a point's folders are named "
+                  f"<config>{SEPARATOR}<its overrides>._"]
+    incomplete = [r["point"] for r in rows if r["missing"]]
+    if incomplete:
+        lines.append(f"_Not finished (averaged over what there is): {', '.join(incomplete)}._")
+    lines.append(f"_{SELECTION_NOTE}_")
+    return "\n".join(lines)
+
+
+def to_csv(rows):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["point", "column", "metric", "mean", "missing"])
+    for r in rows:
+        for column, values in list(r["cells"].items()) + [("average", r["average"])]:
+            for metric, mean in values.items():
+                if metric != "n":
+                    writer.writerow([r["point"], column, metric,
+                                     "" if mean is None else f"{mean:.4f}", r["missing"]])
+    return buf.getvalue()
+
+
+def save(rows, folder, name):
+    from .io import atomic_write_text
+
+    folder = Path(folder)
+    return [atomic_write_text(folder / f"{name}.md", to_markdown(rows) + "\n"),
+            atomic_write_text(folder / f"{name}.csv", to_csv(rows)),
+            atomic_write_text(folder / f"{name}.json",
+                              json.dumps(rows, indent=2, ensure_ascii=False) + "\n")]
+
+
+def table_name(protocol, trainer):
+    return f"sweep_{protocol}_{trainer}"
+
+
+def final_sweep_table(bench, points, out=None):
+    """bench.py's table after a sweep: one row per point, printed and saved under the
+    protocol folder's tables/."""
+    out = out or sys.stdout
+    point_folders = [(label, b.folder_for) for label, b in points]
+    rows = sweep_rows(bench.root, bench.protocol, bench.trainer, point_folders, bench.datasets,
+                      bench.seeds, bench.shots, bench.source)
+    title = f"{bench.protocol} sweep: {bench.trainer}, {len(rows)} points"
+    print(file=out)
+    print(to_markdown(rows, title), file=out)
+    paths = save(rows, bench.root / "tables", table_name(bench.protocol, bench.trainer))
+    print(f"sweep table: {', '.join(str(p) for p in paths)}", file=out)
+    return rows
+
+
+# -- points found on disk (python -m sar_prompt.results --sweep) ------------------------------
+def points_on_disk(root, protocol, trainer, datasets, shots, source=TRANSFER_SOURCE):
+    """[(label, folder function)] of the config folders of `trainer` under `root`, one point
+    per overrides tag (the part of the folder name after `__`); labels from the names."""
+    found = {}  # tag -> {(dataset, shots): folder}
+    for dataset in datasets:
+        for k in shots:
+            phase = phases(protocol, dataset, source)[0][0]
+            where = Path(root) / phase / (source if protocol in ("xd", "dg") else dataset) \
+                / f"shots_{k}" / trainer
+            if not where.is_dir():
+                continue
+            for sub in sorted(p.name for p in where.iterdir() if p.is_dir()):
+                found.setdefault(overrides_of_folder(sub), {})[(dataset, k)] = sub
+    out = []
+    for tag in sorted(found, key=lambda t: (t != "", t)):
+        by_cell = found[tag]
+        out.append((tag or NO_OVERRIDES,
+                    lambda d, k, by_cell=by_cell: by_cell.get((d, k), "(none)")))
+    return out
+
+
+def several_configs(root, protocol, trainer, shots, source=TRANSFER_SOURCE):
+    """Whether some dataset of `trainer` under `root` has runs in several config folders."""
+    for phase in {phases(protocol, d, source)[0][0] for d in ("x", source)}:
+        for folder in (Path(root) / phase).glob(f"*/shots_*/{trainer}"):
+            if sum(p.is_dir() for p in folder.iterdir()) > 1:
+                return True
+    return False
+
+
+def results_main(args, root, protocol, trainer):
+    """`python -m sar_prompt.results ... --sweep`: the sweep table of what is on disk."""
+    shots = list(args.shots or (FEWSHOT_SHOTS if protocol == "fewshot"
+                                else (BASE2NEW_SHOTS,)))
+    datasets = list(args.datasets or records.datasets_of(records.select(
+        records.scan(root), trainers=[trainer])))
+    found = points_on_disk(root, protocol, trainer, datasets, shots, args.source)
+    if not found:
+        raise ConfigError(f"no runs of {trainer} under {root}.")
+    rows = sweep_rows(root, protocol, trainer, found, datasets, args.seeds, shots, args.source)
+    print(to_markdown(rows, f"{protocol} sweep: {trainer}, {len(rows)} points"))
+    if args.save:
+        for path in save(rows, args.save, table_name(protocol, trainer)):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
