@@ -167,14 +167,47 @@ def to_csv(rows):
     return buf.getvalue()
 
 
-def save(rows, folder, name):
+def figure_rows(rows):
+    """(plots.plot_sweep's rows, x-axis label) of base-to-new sweep rows. A sweep of one key
+    with numeric values is drawn against the value; any other against the point's rank."""
+    pairs = [r["point"].split("=", 1) for r in rows]
+    keys = {p[0] for p in pairs if len(p) == 2 and "," not in p[1]}
+    try:
+        values = [float(p[1]) for p in pairs] if len(keys) == 1 else None
+    except (IndexError, ValueError):
+        values = None
+    out = []
+    for i, r in enumerate(rows):
+        datasets = {d: (c.get("base"), c.get("new"), c.get("hm")) for d, c in r["cells"].items()
+                    if None not in (c.get("base"), c.get("new"), c.get("hm"))}
+        if len(datasets) > 1 and None not in [r["average"].get(m) for m in ("base", "new", "hm")]:
+            datasets[results.AVERAGE] = tuple(r["average"][m] for m in ("base", "new", "hm"))
+        label = pairs[i][1] if values is not None else r["point"]
+        out.append({"label": label, "value": values[i] if values is not None else i,
+                    "datasets": datasets})
+    return out, (next(iter(keys)) if values is not None else "sweep point")
+
+
+def save(rows, folder, name, plot=True):
+    """<name>.md, .csv, .json and, for base-to-new, the figure of HM against the swept value
+    (.png, .pdf, .svg; skipped without matplotlib); the paths written."""
     from .io import atomic_write_text
 
     folder = Path(folder)
-    return [atomic_write_text(folder / f"{name}.md", to_markdown(rows) + "\n"),
-            atomic_write_text(folder / f"{name}.csv", to_csv(rows)),
-            atomic_write_text(folder / f"{name}.json",
-                              json.dumps(rows, indent=2, ensure_ascii=False) + "\n")]
+    paths = [atomic_write_text(folder / f"{name}.md", to_markdown(rows) + "\n"),
+             atomic_write_text(folder / f"{name}.csv", to_csv(rows)),
+             atomic_write_text(folder / f"{name}.json",
+                               json.dumps(rows, indent=2, ensure_ascii=False) + "\n")]
+    if plot and rows and rows[0]["protocol"] == "base2new":
+        drawn, xlabel = figure_rows(rows)
+        if all(r["datasets"] for r in drawn):
+            try:
+                from .plots import plot_sweep
+
+                paths += plot_sweep(drawn, folder / name, xlabel=xlabel) or []
+            except ImportError:
+                print("[sar_prompt] matplotlib is not installed: no sweep figure")
+    return paths
 
 
 def table_name(protocol, trainer):
