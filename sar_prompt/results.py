@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import fingerprint as fingerprints
-from .errors import ConfigError, SarPromptError
+from .errors import ConfigError, OutputError, SarPromptError, os_error_message
 from .protocol import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS,
                        TRANSFER_SOURCE, dataset_title, default_config, default_datasets,
                        protocol_of_root, protocol_root, run_dir)
@@ -249,7 +249,13 @@ def build_table(root, protocol, trainers, datasets=None, seeds=DEFAULT_SEEDS, sh
                                 "run": label, "status": state.status, "path": str(folder),
                                 "detail": state.detail, "log": str(log) if log else None})
                             continue
-                        fp = fingerprints.read(folder)
+                        try:
+                            fp = fingerprints.read(folder)
+                        except SarPromptError as exc:  # refused: never averaged
+                            table.problems.append({"run": label, "status": "broken",
+                                                   "path": str(folder), "detail": str(exc),
+                                                   "log": None})
+                            continue
                         digest = fingerprints.digest(fp) if fp else ""
                         group = digest if group_by_fingerprint else ""
                         cells.setdefault(group, {}).setdefault(metric, {})[seed] = state.accuracy
@@ -568,14 +574,21 @@ def save(table, folder, name=None, plot=True):
     folder = Path(folder)
     name = name or f"{table.protocol}_" + "_vs_".join(table.trainers)
     paths = []
-    for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("json", "json")):
-        paths.append(atomic_write_text(folder / f"{name}.{ext}", RENDER[fmt](table)))
-    if plot:
-        from .plots import plot_table
+    try:  # each file whole or not at all (atomic); a refusal is the user's to fix
+        for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("json", "json")):
+            paths.append(atomic_write_text(folder / f"{name}.{ext}", RENDER[fmt](table)))
+        if plot:
+            from .plots import plot_table
 
-        png = plot_table(table, folder / f"{name}.png")
-        if png:
-            paths.append(png)
+            png = plot_table(table, folder / f"{name}.png")
+            if png:
+                paths.append(png)
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        kept = f" ({', '.join(str(p) for p in paths)} were written in full)" if paths else ""
+        raise OutputError(f"cannot save the table in {folder}: {message}{kept}") from exc
     return paths
 
 
@@ -672,7 +685,12 @@ def main(argv=None):
     if table.problems:
         print(problems_text(table), file=sys.stderr)
     if args.save:
-        for path in save(table, args.save, plot=not args.no_plot):
+        try:
+            written = save(table, args.save, plot=not args.no_plot)
+        except OutputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -94,9 +94,14 @@ def _type_mismatch_error(exc, source):
         return None
     want, got, default, value, key = match.groups()
     shown = repr(value) if got == "str" else value
+    # a list on the command line is one shell word: quoted, or bash reads its parentheses
+    example = f'"{default}"' if want in ("tuple", "list") and source == _OPTIONS else default
     return ConfigError(f"{source}: {key} takes {_TYPE_WORDS.get(want, want)} (default "
                        f"{default}), but got {shown}, {_TYPE_WORDS.get(got, got)}. Give "
-                       f"{_TYPE_WORDS.get(want, want)}, e.g. {key} {default}.")
+                       f"{_TYPE_WORDS.get(want, want)}, e.g. {key} {example}.")
+
+
+_OPTIONS = "command-line options"
 
 
 @contextmanager
@@ -145,6 +150,9 @@ def _widen_int_opts(cfg, opts):
 def _merge_file(cfg, path, flag):
     if not path:
         return
+    if Path(path).is_dir():
+        raise ConfigError(f"{flag} {path} is a folder. Give the .yaml file itself, e.g. "
+                          f"{flag} {Path(path) / '<name>.yaml'}.")
     if not Path(path).is_file():
         raise ConfigError(f"{flag} {path}: no such file.")
     with _merging(cfg, path):
@@ -191,7 +199,7 @@ def setup_cfg(args):
     if len(opts) % 2:
         raise ConfigError(f"trailing options must be KEY VALUE pairs; got {len(opts)} words: "
                           f"{' '.join(opts)}")
-    with _merging(cfg, "command-line options"):
+    with _merging(cfg, _OPTIONS):
         cfg.merge_from_list(_widen_int_opts(cfg, opts))
     cfg.freeze()
     return cfg
@@ -266,11 +274,12 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
-    from . import fingerprint, progress
+    from . import fingerprint, preflight, progress
 
     quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
     check_names(cfg, args)
+    preflight.train_inputs(cfg, args)  # INPUT.SIZE, --model-dir, --load-epoch
     if args.eval_only:
         check_eval_output(cfg, args)
     if cfg.SEED >= 0:
