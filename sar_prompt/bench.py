@@ -189,7 +189,11 @@ def main(argv=None):
     settings = Settings(verbose=args.verbose,
                         progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")))
     if args.dry_run:
-        print_jobs(bench, jobs, settings, gpus)
+        try:
+            print_jobs(bench, jobs, settings, gpus)
+        except SarPromptError as exc:  # a run's config cannot be resolved
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.slurm or args.cluster:
             print(f"submitit ({args.cluster or 'slurm'}): {_slurm_options(args).parameters()}")
         return 0

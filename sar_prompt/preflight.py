@@ -136,8 +136,11 @@ def max_epoch(argv):
     opts = args.opts or []
     for key, value in zip(opts[0::2], opts[1::2]):
         if key == "OPTIM.MAX_EPOCH":
-            epoch = value
-    return int(epoch)
+            epoch = yaml.safe_load(value)
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise ConfigError(f"OPTIM.MAX_EPOCH is {epoch!r}; it must be a whole number, e.g. "
+                          "OPTIM.MAX_EPOCH 50.")
+    return epoch
 
 
 # -- train.py ----------------------------------------------------------------------------------
@@ -148,7 +151,7 @@ def train_inputs(cfg, args):
         raise ConfigError(f"--load-epoch {args.load_epoch}: epochs are 1 or more (the number "
                           "in model.pth.tar-N). Pass a saved epoch, or leave --load-epoch out "
                           "to load model-best.pth.tar.")
-    if args.model_dir:
+    if args.eval_only and args.model_dir:  # training ignores --model-dir
         check_model_dir(args.model_dir, args.load_epoch, trains(cfg.TRAINER.NAME))
 
 

@@ -261,6 +261,22 @@ def test_planned_epoch_comes_from_the_resolved_config(tmp_path):
     assert preflight.planned_load_epoch(plain.jobs()[0], plain.jobs()[0].runs[1]) == 2
 
 
+def test_planned_epoch_without_dassl_reads_the_same_layers(tmp_path, monkeypatch):
+    import sar_prompt.train as train
+
+    def no_dassl(args):
+        raise ModuleNotFoundError("No module named 'dassl'", name="dassl")
+
+    monkeypatch.setattr(train, "setup_cfg", no_dassl)
+    b = Benchmark(protocol="base2new", trainer="CoOp", datasets=("eurosat",), seeds=(1,),
+                  data=str(tmp_path), output=str(tmp_path))
+    job = b.jobs()[0]
+    assert preflight.planned_load_epoch(job, job.runs[1]) == 200  # vit_b16_ctxv1.yaml
+    b = Benchmark(protocol="base2new", trainer="CoOp", datasets=("eurosat",), seeds=(1,),
+                  data=str(tmp_path), output=str(tmp_path), opts=("OPTIM.MAX_EPOCH", "3"))
+    assert preflight.planned_load_epoch(b.jobs()[0], b.jobs()[0].runs[1]) == 3
+
+
 # --- train.py: checked before CLIP and the data are built --------------------------------------
 
 def train_args(caltech_root, tmp_path, *extra):
