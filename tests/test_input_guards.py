@@ -488,3 +488,21 @@ def test_bench_reports_a_table_it_cannot_save(tmp_path, capsys, monkeypatch):
     args = bench.parse(["base2new", "CoOpSAR", "--datasets", "eurosat", "--seeds", "1"])
     assert bench.report(b, args, []) == 2
     assert "error: cannot save the table in" in capsys.readouterr().err
+
+
+def test_the_trust_key_lets_a_trainer_load_such_clip_weights(build_trainer, tiny_clip_path,
+                                                             tmp_path, monkeypatch):
+    import torch
+
+    from sar_prompt.checkpoints import TRUST_ENV
+    from sar_prompt.errors import WeightsError
+
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    bad = tmp_path / "clip_with_code.pt"
+    torch.save({"state_dict": torch.load(tiny_clip_path, weights_only=True),
+                "extra": RunsCode()}, bad)
+    with pytest.raises(WeightsError, match="MODEL.TRUST_CHECKPOINT_CODE True"):
+        build_trainer("CoOp", "MODEL.BACKBONE.PATH", str(bad))
+    with pytest.warns(UserWarning, match="full unpickle"):
+        build_trainer("CoOp", "MODEL.BACKBONE.PATH", str(bad), "MODEL.TRUST_CHECKPOINT_CODE",
+                      "True")

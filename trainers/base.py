@@ -88,7 +88,8 @@ class CLIPTrainer(TrainerX):
         requested = self.method_cfg.PREC if self.config_node else "fp16"
         self.precision = effective_precision(requested, self.device)
         print(f"[sar_prompt] loading CLIP {cfg.MODEL.BACKBONE.NAME} ({self.precision})")
-        with self.checkpoint_trust():  # a weights file that pickles code needs the same trust
+        # a weights file that pickles code needs the same trust as a checkpoint
+        with checkpoints.trusting(cfg.MODEL.get("TRUST_CHECKPOINT_CODE", False)):
             clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH,
                                    self.precision)
         resolution = clip_model.visual.input_resolution
