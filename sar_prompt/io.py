@@ -15,6 +15,9 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
+# What writing a file can meet on the way to the disk (not, say, a network read's errors)
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                 errno.EFBIG}
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -71,7 +74,7 @@ def atomic_writer(path, mode="wb"):
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRORS:
             # a failed write() names no file: name the one the user asked for
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise

@@ -7,11 +7,10 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_TRAINER_OPTS
+from conftest import REPO
 from sar_prompt import bench, preflight, results
 from sar_prompt.errors import ConfigError, DataError, NovelClassesError, SarPromptError
 from sar_prompt.io import DuplicateKeyError, read_json
