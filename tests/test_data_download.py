@@ -5,6 +5,7 @@ public link print their manual steps. No test touches the network beyond loopbac
 import dataclasses
 import hashlib
 import io
+import sys
 import tarfile
 import threading
 import zipfile
@@ -225,3 +226,17 @@ def test_every_benchmark_dataset_has_a_recipe():
     assert set(dl.SOURCES) == {d.key for d in BENCHMARK + DOMAIN_SHIFT}
     for key, source in dl.SOURCES.items():
         assert all(r.url or r.gdrive for r in source.resources), key
+
+
+def test_no_network_for_google_drive_says_so_too(tmp_path, monkeypatch):
+    import types
+
+    def download(**kwargs):  # what requests raises offline: a ConnectionError, an OSError
+        raise ConnectionError("Failed to establish a new connection: Name or service not known")
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download))
+    with pytest.raises(DataError) as err:
+        dl.gdrive_fetch("FILEID", tmp_path / ".downloads" / "split.json")
+    msg = str(err.value)
+    assert "cannot connect to drive.google.com" in msg and "unreachable" in msg
+    assert "quota" not in msg and "https://drive.google.com/file/d/FILEID/view" in msg

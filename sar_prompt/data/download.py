@@ -12,7 +12,6 @@ variable SAR_PROMPT_DATA_MIRROR) fetches every file as <URL>/<dataset key>/<file
 over plain HTTP instead, which is also how the tests serve fixture archives.
 """
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -26,7 +25,8 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from ..errors import DataError
-from ..io import atomic_write_bytes, current_umask, partial_path, resumable_writer
+from ..io import (atomic_write_bytes, current_umask, loads_json, partial_path,
+                  resumable_writer)
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
 DOWNLOADS = ".downloads"
@@ -259,7 +259,7 @@ def verify(resource, path):
     name = resource.name
     if name.endswith(".json"):
         try:
-            json.loads(path.read_text(encoding="utf-8"))
+            loads_json(path.read_text(encoding="utf-8"))  # a key given twice is refused too
         except (ValueError, UnicodeDecodeError) as exc:
             return f"not valid JSON ({exc})"
     if resource.unpack and not (zipfile.is_zipfile(path) if name.endswith(".zip")
