@@ -17,12 +17,14 @@ when stderr is a terminal).
 import argparse
 import os
 import re
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from . import preflight
 from .errors import ConfigError, SarPromptError
-from .protocol import DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
+from .protocol import PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
 from .run_result import last_checkpoint_epoch, read_run
 
 DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accuracies only show "
@@ -42,12 +44,9 @@ def build_parser():
     p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config options for every run")
     p.add_argument("--datasets", nargs="+", default=_words(env("DATASETS")),
                    help="datasets (xd/dg: targets) [$DATASETS; all of the protocol's]")
-    p.add_argument("--seeds", nargs="+", type=int,
-                   default=[int(s) for s in _words(env("SEEDS"))] or list(DEFAULT_SEEDS),
-                   help="[$SEEDS; 1 2 3]")
-    p.add_argument("--shots", nargs="+", type=int,
-                   default=[int(s) for s in _words(env("SHOTS"))],
-                   help="[$SHOTS; 16, few-shot: 1 2 4 8 16]")
+    # seeds, shots and GPUs are read (flag, else environment) and checked in preflight.py
+    p.add_argument("--seeds", nargs="+", help="[$SEEDS; 1 2 3]")
+    p.add_argument("--shots", nargs="+", help="[$SHOTS; 16, few-shot: 1 2 4 8 16]")
     p.add_argument("--config", default=env("CFG", ""),
                    help="a config name under configs/trainers/ or a .yaml file [$CFG; the "
                         "method's default, see sar_prompt/protocol.py]")
@@ -56,7 +55,7 @@ def build_parser():
                    help="results root [$OUTPUT; ./output]")
     p.add_argument("--source", default=env("SOURCE", TRANSFER_SOURCE),
                    help="xd/dg: the dataset trained on [imagenet]")
-    p.add_argument("--gpus", default=env("GPUS", ""),
+    p.add_argument("--gpus",
                    help="GPU ids, e.g. 0,1,2,3: one job per GPU at a time [$GPUS; one job at "
                         "a time on what CUDA_VISIBLE_DEVICES shows]")
     p.add_argument("--verbose", action="store_true", default=env("VERBOSE", "") not in ("", "0"),
@@ -100,7 +99,7 @@ def parse(argv=None):
     odd = [o for o in args.opts if o.startswith("--")]
     if odd:
         raise ConfigError(f"unknown option {odd[0]} (see --help)")
-    return args
+    return preflight.bench_args(args)
 
 
 def benchmark(args, point=()):
@@ -152,7 +151,7 @@ def print_jobs(bench, jobs, settings, gpus, out=None):
             load = None
             if run.eval_only and run.train_dir:
                 state = read_run(run.train_dir)
-                load = state.epoch if state.finished else "LAST"
+                load = state.epoch if state.finished else preflight.planned_load_epoch(job, run)
             command = " ".join(_quote(a) for a in settings.command(run, load))
             print(f"  {run.phase_label:<6}{run_status(run):<26}{command}", file=out)
 
@@ -162,7 +161,7 @@ def _count(n, noun):
 
 
 def _quote(word):
-    return word if re.fullmatch(r"[\w@%+=:,./-]+", word) else "'" + word.replace("'", "'\\''") + "'"
+    return shlex.quote(word)
 
 
 def final_table(bench, args, out=None):
@@ -186,7 +185,11 @@ def final_table(bench, args, out=None):
     print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    paths = results.save(table, bench.root / "tables", with_std=True)
+    try:
+        paths = results.save(table, bench.root / "tables", with_std=True)
+    except SarPromptError as exc:  # the runs are kept; only the table could not be written
+        print(f"error: {exc}", file=sys.stderr)
+        return False
     print(f"table and plot: {', '.join(str(p) for p in paths)}", file=out)
     if table.problems:
         print(f"({len(table.problems)} run(s) not finished: the table averages what there is)",
@@ -202,6 +205,8 @@ def main(argv=None):
         points = sweep_benchmarks(args, benchmark)  # [(label, Benchmark)]; one without a sweep
         bench = points[0][1]
         jobs = [job for _, b in points for job in b.jobs()]
+        if not args.dry_run:
+            preflight.bench_data(bench, jobs)
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -214,7 +219,11 @@ def main(argv=None):
     if args.dry_run:
         if args.points:
             print(f"sweep: {len(points)} points: {'; '.join(label for label, _ in points)}")
-        print_jobs(bench, jobs, settings, gpus)
+        try:
+            print_jobs(bench, jobs, settings, gpus)
+        except SarPromptError as exc:  # a run's config cannot be resolved
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.slurm or args.cluster:
             print(f"submitit ({args.cluster or 'slurm'}): {_slurm_options(args).parameters()}")
         return 0
@@ -249,9 +258,13 @@ def report(bench, args, outcomes, crashed=()):
         if getattr(args, "points", None):
             from .sweep import final_sweep_table
 
-            final_sweep_table(bench, args.points)
-        else:
-            final_table(bench, args)
+            try:
+                final_sweep_table(bench, args.points)
+            except SarPromptError as exc:  # the runs are kept; only the table was not written
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        elif final_table(bench, args) is False:
+            return 2
     bad = any(o.status in PROBLEMS for o in outcomes) or crashed
     return 1 if bad else 0
 

@@ -17,6 +17,7 @@ True`, `train.py --trust-checkpoint-code`, or `SAR_PROMPT_TRUST_CHECKPOINT_CODE=
 """
 import os
 import pickle
+import re
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -129,11 +130,13 @@ def _load_weights_only(path, map_location):
 
 
 def _blocked_reason(exc):
-    text = str(exc)
-    for line in text.splitlines():
-        if "GLOBAL" in line:
-            return f"the weights-only loader refused it ({line.strip()})"
-    return "the weights-only loader refused it"
+    """What the weights-only loader refused, in our words: torch's own message goes on to
+    advise `weights_only=False`, which would run the file's code unasked."""
+    names = list(dict.fromkeys(re.findall(r"GLOBAL\s+([\w.]+)", str(exc))))
+    if names:
+        return (f"it holds Python code or objects ({', '.join(names[:5])}) that loading would "
+                "run, where only tensors and numbers belong")
+    return "it holds Python code or objects that loading would run"
 
 
 def _refused(path, reason):

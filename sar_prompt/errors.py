@@ -55,6 +55,20 @@ _USER_OS_ERRORS = {errno.EACCES: "check the folder's permissions, or choose anot
                    errno.EISDIR: "that is a folder; give a file name"}
 
 
+def os_error_message(exc):
+    """`cannot write or read PATH: <reason>; <what to do>.` for a file-system refusal of the
+    user's machine or folder (see _USER_OS_ERRORS), else None (a fault to report)."""
+    if not isinstance(exc, OSError) or exc.errno not in _USER_OS_ERRORS:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"cannot write or read {where}: {exc.strerror}; {_USER_OS_ERRORS[exc.errno]}."
+
+
+class OutputError(SarPromptError):
+    """A file could not be written where the user asked (permissions, full disk, a path
+    through a file): the message names the path and what to do."""
+
+
 def run_command(command, interrupted="interrupted.") -> int:
     """Run a command's body and turn its outcome into the exit status above: SarPromptError
     and file-system refusals print `error: ...` (no traceback) and give 2, Ctrl-C prints
@@ -66,11 +80,10 @@ def run_command(command, interrupted="interrupted.") -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER
     except OSError as exc:
-        if exc.errno not in _USER_OS_ERRORS:
+        message = os_error_message(exc)
+        if message is None:
             raise
-        where = exc.filename if exc.filename is not None else "a file"
-        print(f"error: cannot write or read {where}: {exc.strerror}; "
-              f"{_USER_OS_ERRORS[exc.errno]}.", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)

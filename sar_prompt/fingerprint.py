@@ -22,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .errors import SarPromptError
 from .identity import LOCATION_KEYS, config_identity
 from .identity import flatten as _flatten
-from .io import atomic_write_json
+from .io import DuplicateKeyError, atomic_write_json, read_json
 
 FILE = "fingerprint.json"
 SCHEMA = "sar-prompt/fingerprint"
@@ -161,9 +162,14 @@ def write(trainer, eval_only=False):
 
 
 def read(run_dir):
-    """The fingerprint of a run folder, or None when absent or unreadable."""
+    """The fingerprint of a run folder, or None when absent or unreadable. A file that names
+    a key twice is refused (SarPromptError naming the file and the key): which value
+    describes the run is unknown."""
     try:
-        data = json.loads((Path(run_dir) / FILE).read_text(encoding="utf-8"))
+        data = read_json(Path(run_dir) / FILE)
+    except DuplicateKeyError as exc:
+        raise SarPromptError(f"{exc} A fingerprint must describe its run unambiguously.") \
+            from None
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None

@@ -15,6 +15,9 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
+# What writing a file can meet on the way to the disk (not, say, a network read's errors)
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                 errno.EFBIG}
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -66,11 +69,14 @@ def atomic_writer(path, mode="wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRORS:
+            # a failed write() names no file: name the one the user asked for
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
     _sync_folder(path.parent)
 
@@ -106,6 +112,58 @@ def atomic_write_text(path, text: str) -> Path:
 
 def atomic_write_json(path, obj, indent=2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice: which value was meant is unknown."""
+
+    def __init__(self, key, where=None):
+        self.key, self.where = key, where
+        super().__init__(self.message())
+
+    def message(self):
+        where = f"{self.where}: " if self.where else ""
+        return (f"{where}the key {self.key!r} appears twice in one JSON object, so which value "
+                "is meant is unknown. Keep one of them (edit the file, or make it again).")
+
+
+def _refuse_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKeyError(key)
+        seen[key] = value
+    return seen
+
+
+def loads_json(text, where=None):
+    """`json.loads`, refusing an object that names a key twice (the standard library keeps
+    the last value silently). Raises json.JSONDecodeError or DuplicateKeyError (naming
+    `where`, a file, when given)."""
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except DuplicateKeyError as exc:
+        raise DuplicateKeyError(exc.key, where) from None
+
+
+def read_json(path):
+    """The JSON content of a file, read strictly (see `loads_json`). Raises OSError,
+    UnicodeDecodeError, json.JSONDecodeError or DuplicateKeyError naming the file."""
+    path = Path(path)
+    return loads_json(path.read_text(encoding="utf-8"), str(path))
+
+
+def check_writable_folder(folder):
+    """Create `folder` if needed and prove a file can be created in it (then removed), so a
+    command can fail before it spends anything. Raises OSError naming the path."""
+    folder = Path(folder)
+    _make_folder(folder)
+    try:
+        fd, tmp = _create_temp(folder / "write-test")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def current_umask() -> int:

@@ -9,13 +9,13 @@ from its last checkpoint) or *absent*.
 """
 import datetime
 import glob
-import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import atomic_write_json
+from .io import DuplicateKeyError, atomic_write_json, read_json
 
 RESULT_FILE = "results.json"
 FAILED_FILE = "failed.json"
@@ -61,9 +61,34 @@ class RunState:
         return latest_log(self.path)
 
 
+def folder_identity(run_dir):
+    """What a run folder's place in the layout says its results.json must hold:
+    <phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N> (protocol.run_dir) gives the
+    seed, trainer, subsample_classes, dataset (its registered name) and, except for
+    transfer targets (which use all their images), num_shots. {} for another folder."""
+    from .catalog import by_key
+    from .protocol import PHASES
+
+    parts = Path(run_dir).parts
+    if len(parts) < 6:
+        return {}
+    phase, dataset, shots, trainer, _config, seed = parts[-6:]
+    seed_match, shots_match = re.fullmatch(r"seed(\d+)", seed), re.fullmatch(r"shots_(\d+)", shots)
+    if phase not in PHASES or not seed_match or not shots_match:
+        return {}
+    identity = {"seed": int(seed_match.group(1)), "trainer": trainer,
+                "subsample_classes": PHASES[phase][1]}
+    if phase != "test_all":
+        identity["num_shots"] = int(shots_match.group(1))
+    info = by_key(dataset)
+    if info is not None:
+        identity["dataset"] = info.name
+    return identity
+
+
 def result_problem(data, expect=None):
     """Why results.json's content is not a valid result (None when it is). `expect`:
-    {key: value} it must agree with (seed, subsample_classes, num_shots, trainer)."""
+    {key: value} it must agree with (seed, subsample_classes, num_shots, trainer, dataset)."""
     if not isinstance(data, dict):
         return "is not a JSON object"
     acc = data.get("accuracy")
@@ -73,20 +98,25 @@ def result_problem(data, expect=None):
         return f"has accuracy {acc}, outside 0..100"
     for key, value in (expect or {}).items():
         if key in data and data[key] != value:
-            return f"says {key} {data[key]!r}, but the run folder is for {value!r}"
+            return (f"says {key} {data[key]!r}, but its run folder is for {value!r}: it is "
+                    "another run's result (copied or moved here?). Put it back in its own run "
+                    "folder, or delete it and run this one")
     return None
 
 
 def read_run(run_dir, expect=None):
-    """The RunState of a run folder."""
+    """The RunState of a run folder. results.json must agree with the folder's place in the
+    layout (`folder_identity`) and with `expect`, else the run is broken."""
     folder = Path(run_dir)
     path = folder / RESULT_FILE
     if path.is_file():
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
+        except DuplicateKeyError as exc:
+            return RunState("broken", folder, detail=str(exc))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return RunState("broken", folder, detail=f"{path} is unreadable or truncated ({exc})")
-        problem = result_problem(data, expect)
+        problem = result_problem(data, {**folder_identity(folder), **(expect or {})})
         if problem:
             return RunState("broken", folder, detail=f"{path} {problem}")
         return RunState("finished", folder, accuracy=float(data["accuracy"]),
@@ -94,7 +124,7 @@ def read_run(run_dir, expect=None):
     failed = folder / FAILED_FILE
     if failed.is_file():
         try:
-            info = json.loads(failed.read_text(encoding="utf-8"))
+            info = read_json(failed)
             detail = f"exit code {info.get('exit_code')} at {info.get('when')}"
         except (OSError, UnicodeDecodeError, ValueError):
             detail = "see its log"

@@ -68,7 +68,7 @@ def _duration(seconds):
 
 def expectations(run):
     """What a run's results.json must agree with."""
-    expect = {"seed": run.seed, "subsample_classes": run.subsample}
+    expect = {"seed": run.seed, "subsample_classes": run.subsample, "trainer": run.trainer}
     if run.few_shot:
         expect["num_shots"] = run.shots
     return expect

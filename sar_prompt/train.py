@@ -97,9 +97,14 @@ def _type_mismatch_error(exc, source):
         return None
     want, got, default, value, key = match.groups()
     shown = repr(value) if got == "str" else value
+    # a list on the command line is one shell word: quoted, or bash reads its parentheses
+    example = f'"{default}"' if want in ("tuple", "list") and source == _OPTIONS else default
     return ConfigError(f"{source}: {key} takes {_TYPE_WORDS.get(want, want)} (default "
                        f"{default}), but got {shown}, {_TYPE_WORDS.get(got, got)}. Give "
-                       f"{_TYPE_WORDS.get(want, want)}, e.g. {key} {default}.")
+                       f"{_TYPE_WORDS.get(want, want)}, e.g. {key} {example}.")
+
+
+_OPTIONS = "command-line options"
 
 
 @contextmanager
@@ -148,6 +153,9 @@ def _widen_int_opts(cfg, opts):
 def _merge_file(cfg, path, flag):
     if not path:
         return
+    if Path(path).is_dir():
+        raise ConfigError(f"{flag} {path} is a folder. Give the .yaml file itself, e.g. "
+                          f"{flag} {Path(path) / '<name>.yaml'}.")
     if not Path(path).is_file():
         raise ConfigError(f"{flag} {path}: no such file.")
     with _merging(cfg, path):
@@ -194,7 +202,7 @@ def setup_cfg(args):
     if len(opts) % 2:
         raise ConfigError(f"trailing options must be KEY VALUE pairs; got {len(opts)} words: "
                           f"{' '.join(opts)}")
-    with _merging(cfg, "command-line options"):
+    with _merging(cfg, _OPTIONS):
         cfg.merge_from_list(_widen_int_opts(cfg, opts))
     cfg.freeze()
     return cfg
@@ -269,11 +277,12 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
-    from . import fingerprint, progress, run_folder
+    from . import fingerprint, preflight, progress, run_folder
 
     quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
     check_names(cfg, args)
+    preflight.train_inputs(cfg, args)  # INPUT.SIZE, --model-dir, --load-epoch
     if run_folder.claim(cfg, args).finished:  # another config's folder: refused here
         return
     if args.eval_only:

@@ -158,7 +158,10 @@ def test_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "unknown dataset 'caltech1O1'" in proc.stderr
     assert "caltech101" in proc.stderr
     proc = run_script("caltech101", "MyMethod", cwd=tmp_path)
-    assert proc.returncode == 2 and "set CFG" in proc.stderr
+    assert proc.returncode == 2 and "unknown trainer 'MyMethod'" in proc.stderr
+    proc = run_script("caltech101", "CoOpSAR", cwd=tmp_path, SEEDS="1 x")
+    assert proc.returncode == 2 and "SEEDS='1 x': 'x' is not a whole number" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = run_script(cwd=tmp_path)
     assert proc.returncode == 2 and "Usage" in proc.stderr
 

@@ -5,6 +5,7 @@ public link print their manual steps. No test touches the network beyond loopbac
 import dataclasses
 import hashlib
 import io
+import sys
 import tarfile
 import threading
 import zipfile
@@ -178,8 +179,29 @@ def test_html_instead_of_a_split_file_is_refused(mirror, monkeypatch, tmp_path):
 
 
 def test_unreachable_host_names_the_url_and_the_mirror_option(tmp_path, monkeypatch):
-    with pytest.raises(DataError, match=r"cannot reach http://127.0.0.1:9/dtd/.*--mirror"):
+    with pytest.raises(DataError, match=r"cannot connect to 127.0.0.1 .*unreachable.*--mirror.*"
+                                        r"download http://127.0.0.1:9/dtd/"):
         dl.download("dtd", tmp_path, mirror="http://127.0.0.1:9")
+
+
+def test_no_network_says_so_and_gives_the_manual_steps(tmp_path, monkeypatch, capsys):
+    """Offline, `download` names the host and the way by hand, not a raw socket error."""
+    import socket
+    from urllib.error import URLError
+
+    from sar_prompt.data.__main__ import main
+
+    def offline(*args, **kwargs):
+        raise URLError(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(dl, "urlopen", offline)
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+    assert main(["download", "eurosat", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "network (or that host) is unreachable" in err and "cannot connect to " in err
+    host = dl.urlsplit(dl.SOURCES["eurosat"].resources[0].url).hostname
+    assert host and f"cannot connect to {host} " in err
+    assert "docs/datasets.md" in err and "by hand" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("key,wanted", [("imagenet", "classnames.txt"),
@@ -204,3 +226,17 @@ def test_every_benchmark_dataset_has_a_recipe():
     assert set(dl.SOURCES) == {d.key for d in BENCHMARK + DOMAIN_SHIFT}
     for key, source in dl.SOURCES.items():
         assert all(r.url or r.gdrive for r in source.resources), key
+
+
+def test_no_network_for_google_drive_says_so_too(tmp_path, monkeypatch):
+    import types
+
+    def download(**kwargs):  # what requests raises offline: a ConnectionError, an OSError
+        raise ConnectionError("Failed to establish a new connection: Name or service not known")
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download))
+    with pytest.raises(DataError) as err:
+        dl.gdrive_fetch("FILEID", tmp_path / ".downloads" / "split.json")
+    msg = str(err.value)
+    assert "cannot connect to drive.google.com" in msg and "unreachable" in msg
+    assert "quota" not in msg and "https://drive.google.com/file/d/FILEID/view" in msg

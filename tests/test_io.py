@@ -215,3 +215,26 @@ def test_no_writer_bypasses_sar_prompt_io():
                                                    for f, mark in streams):
                     offenders.append(f"{rel}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path):
+    """write() errors carry no file name: the target's is added (the message names it)."""
+    import errno
+
+    target = tmp_path / "table.md"
+
+    with pytest.raises(OSError) as err:
+        with atomic_writer(target, "w") as f:
+            f.write("x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_folder(tmp_path):
+    sio.check_writable_folder(tmp_path / "new" / "folder")
+    assert list((tmp_path / "new" / "folder").iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError) as err:
+        sio.check_writable_folder(tmp_path / "file" / "sub")
+    assert err.value.filename.startswith(str(tmp_path / "file"))

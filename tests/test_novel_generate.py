@@ -1,6 +1,7 @@
 """`python -m sar_prompt.novel generate` against a local OpenAI-compatible server on
 127.0.0.1 (http.server in a thread, ephemeral port), driven by the real `openai` client."""
 import json
+import os
 import socket
 import threading
 import time
@@ -450,3 +451,51 @@ def test_unknown_dataset_fails_before_any_request(serve, tmp_path, capsys):
     rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--dataset", "mnist")
     assert rc == 2 and server.requests == []
     assert "unknown dataset key 'mnist'" in out and "oxford_pets" in out
+
+
+def test_an_answer_with_far_more_names_is_capped_and_says_so(serve, tmp_path, capsys):
+    answer = generic_names("caltech101", 500)
+    server = serve(lambda n, body: Reply(content=names_answer(answer)))
+    rc, out = generate(capsys, server, tmp_path, "--dataset", "caltech101", "--num-names", "20")
+    assert rc == 0, out
+    result = load(tmp_path / "caltech101.json", "caltech101", "Caltech101")
+    assert result.names == answer[:20]
+    assert result.extra["audit"]["capped"] == {"asked": 20, "unused": 480}
+    assert result.extra["audit"]["received"] == 20
+    assert "capped at the 20 names asked for: 480 more names in the answer were not used" in out
+
+
+@pytest.mark.parametrize("case", ["a file", "a folder for the list"])
+def test_generate_checks_its_output_before_any_request(serve, tmp_path, capsys, case):
+    server = serve(lambda n, body: Reply(content=names_answer(generic_names("caltech101"))))
+    out_dir = tmp_path / "lists"
+    if case == "a file":
+        out_dir.write_text("not a folder")
+        expected = f"--out-dir {out_dir}: cannot write or read {out_dir}"
+    else:
+        (out_dir / "caltech101.json").mkdir(parents=True)
+        expected = f"{out_dir / 'caltech101.json'} is a folder"
+    rc, out = generate(capsys, server, out_dir, "--dataset", "caltech101", "--force")
+    assert rc == 2 and expected in out and "nothing was asked of the model" in out.lower()
+    assert server.requests == []  # nothing paid for
+
+
+def test_generate_into_a_read_only_folder_asks_nothing(serve, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import sar_prompt.io as sio
+
+    server = serve(lambda n, body: Reply(content=names_answer(generic_names("caltech101"))))
+    real_open = sio.os.open
+
+    def read_only(path, *args, **kwargs):  # root ignores permission bits: refuse as EROFS would
+        if str(path).startswith(str(tmp_path / "lists")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, *args, **kwargs)
+
+    (tmp_path / "lists").mkdir()
+    monkeypatch.setattr(sio.os, "open", read_only)
+    rc, out = generate(capsys, server, tmp_path / "lists", "--dataset", "caltech101")
+    monkeypatch.setattr(sio.os, "open", real_open)
+    assert rc == 2 and f"cannot write or read {tmp_path / 'lists'}" in out and "read-only" in out
+    assert server.requests == []

@@ -181,7 +181,8 @@ def test_bench_dry_run_prints_the_job_list(tmp_path, capsys):
     assert lines[2] == "job 1/2: eurosat CoOpSAR seed 1"
     assert lines[5] == "job 2/2: dtd CoOpSAR seed 1"
     assert "finished (acc" in lines[3] and "--load-epoch 2" in lines[4]
-    assert "to run" in lines[6] and "--load-epoch LAST" in lines[7]
+    # an evaluation whose training has not run yet loads the config's last epoch
+    assert "to run" in lines[6] and "--load-epoch 2" in lines[7]
     assert all("TRAINER.SAR.WEIGHT 2.0" in line for line in (lines[3], lines[7]))
     assert not (tmp_path / "out" / "base2new" / "train_base" / "dtd").exists()
     assert bench.main(["xd", "CoOp", "--seeds", "1", "--output", str(tmp_path / "out"),
@@ -193,7 +194,7 @@ def test_bench_dry_run_prints_the_job_list(tmp_path, capsys):
 
 def test_bench_errors_are_clear(tmp_path, capsys):
     assert bench.main(["base2new", "MyMethod", "--datasets", "eurosat", "--dry-run"]) == 2
-    assert "no default config for trainer 'MyMethod'" in capsys.readouterr().err
+    assert "unknown trainer 'MyMethod'" in capsys.readouterr().err
     assert bench.main(["fewshot", "CoOp", "MODEL.X", "--dry-run"]) == 2
     assert "KEY VALUE pairs" in capsys.readouterr().err
 

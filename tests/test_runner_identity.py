@@ -28,6 +28,7 @@ def stub_bench(monkeypatch):
         runner.Settings, python=sys.executable, train=(str(STUB),), progress=False))
 
     def main(tmp_path, *args, config=CONFIG):
+        (tmp_path / "data").mkdir(exist_ok=True)  # the stub reads no data, but DATA must exist
         return bench.main(["base2new", "CoOpSAR", "--datasets", "eurosat", "--seeds", "1",
                            "--config", str(config), "--data", str(tmp_path / "data"),
                            "--output", str(tmp_path / "out"), *args])

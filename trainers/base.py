@@ -88,7 +88,10 @@ class CLIPTrainer(TrainerX):
         requested = self.method_cfg.PREC if self.config_node else "fp16"
         self.precision = effective_precision(requested, self.device)
         print(f"[sar_prompt] loading CLIP {cfg.MODEL.BACKBONE.NAME} ({self.precision})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, self.precision)
+        # a weights file that pickles code needs the same trust as a checkpoint
+        with checkpoints.trusting(cfg.MODEL.get("TRUST_CHECKPOINT_CODE", False)):
+            clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH,
+                                   self.precision)
         resolution = clip_model.visual.input_resolution
         if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
             raise ConfigError(f"INPUT.SIZE is {tuple(cfg.INPUT.SIZE)}, but this CLIP takes "

@@ -24,6 +24,7 @@ from sar_prompt.errors import NovelClassesError
 from sar_prompt.modeling.prompted_clip import mean_over_images
 from sar_prompt.modeling.text_encoder import normalize
 from sar_prompt.novel import normalized
+from sar_prompt.novel.clean import screen
 from sar_prompt.sar import SimilarityAlignment
 
 from .cocoop import CoCoOp
@@ -45,6 +46,9 @@ class SARMixin:
         self.novel_file = cfg.TRAINER.SAR.NOVEL_FILE or novel.default_path(key)  # fingerprinted
         # Shipped or given, the list must be for this dataset.
         self.novel_list = novel.load(self.novel_file, key, list_for)
+        for problem in screen(self.novel_list.names):  # as `novel validate` reports them
+            print(f"[sar_prompt] warning: {self.novel_file}: {problem}. Check the list with "
+                  f"python -m sar_prompt.novel validate {self.novel_file}", flush=True)
 
     def build_model(self):
         super().build_model()

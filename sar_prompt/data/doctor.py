@@ -25,6 +25,10 @@ def check(name, root, deep=False, shots=16):
         report.problems.append(error(str(exc)))
         return report
     splits = dict(zip(SPLITS, (train, val, test)))
+    outside = ds.path_problems(train, val, test)
+    if outside:  # never look at files outside the dataset folder
+        report.problems += outside
+        return report
     report.problems += ds.record_problems(train, val, test)
     report.problems += ds.missing_problems(train, val, test)
     base, new = (set(h) for h in class_halves(train))

@@ -12,7 +12,6 @@ variable SAR_PROMPT_DATA_MIRROR) fetches every file as <URL>/<dataset key>/<file
 over plain HTTP instead, which is also how the tests serve fixture archives.
 """
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -22,10 +21,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from ..errors import DataError
-from ..io import atomic_write_bytes, current_umask, partial_path, resumable_writer
+from ..io import (atomic_write_bytes, current_umask, loads_json, partial_path,
+                  resumable_writer)
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
 DOWNLOADS = ".downloads"
@@ -169,8 +170,7 @@ def http_fetch(url, dest, log=print):
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. The host may have moved the "
                         f"file: fetch it by hand into {dest}, or use --mirror.") from exc
     except (URLError, OSError) as exc:
-        raise DataError(f"cannot reach {url} ({getattr(exc, 'reason', exc)}). Check the "
-                        f"network, or use --mirror (${MIRROR_ENV}).") from exc
+        raise DataError(unreachable(url, dest, getattr(exc, "reason", exc))) from exc
     with resp:
         resumed = have and resp.status == 206 and \
             resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
@@ -195,6 +195,17 @@ def http_fetch(url, dest, log=print):
                                 "Run the same command again to resume.")
 
 
+def unreachable(url, dest, reason):
+    """The message for a download that could not connect at all (no network, DNS, proxy)."""
+    host = urlsplit(url).hostname or url
+    return (f"cannot connect to {host} to fetch {dest.name} ({reason}): the network (or that "
+            "host) is unreachable. Check this machine's connection (or proxy) and run the same "
+            "command "
+            f"again; or use --mirror URL (${MIRROR_ENV}); or, by hand, download {url} on a "
+            f"machine with internet, copy it to {dest} and run the same command again: it "
+            "checks and unpacks the file (the manual steps: docs/datasets.md).")
+
+
 def gdrive_fetch(file_id, dest, log=print):
     """Fetch a Google Drive file with gdown (which keeps and resumes its own .part)."""
     try:
@@ -204,6 +215,8 @@ def gdrive_fetch(file_id, dest, log=print):
                         f"{GDRIVE_VIEW.format(file_id)} by hand into {dest}.") from None
     try:
         out = gdown.download(id=file_id, output=str(dest), quiet=False, resume=True)
+    except OSError as exc:  # requests' connection errors are OSErrors: no network
+        raise DataError(unreachable(GDRIVE_VIEW.format(file_id), dest, exc)) from exc
     except Exception as exc:  # gdown raises its own types for quota and permission pages
         out = None
         log(f"  gdown: {exc}")
@@ -246,7 +259,7 @@ def verify(resource, path):
     name = resource.name
     if name.endswith(".json"):
         try:
-            json.loads(path.read_text(encoding="utf-8"))
+            loads_json(path.read_text(encoding="utf-8"))  # a key given twice is refused too
         except (ValueError, UnicodeDecodeError) as exc:
             return f"not valid JSON ({exc})"
     if resource.unpack and not (zipfile.is_zipfile(path) if name.endswith(".zip")

@@ -15,12 +15,12 @@ Per-dataset subclasses are in `layouts.py`.
 import hashlib
 import json
 import random
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..catalog import by_name
 from ..classnames import class_names
 from ..errors import DataError
-from ..io import atomic_write_json
+from ..io import DuplicateKeyError, atomic_write_json, loads_json
 from . import images as image_check
 from .layout import missing_entry, root_problems
 from .records import SPLITS, Record, group_by_label, sample_few_shot
@@ -125,7 +125,10 @@ class DatasetFiles:
         where = self.split_path
         text = self.read_source(where)
         try:
-            split = json.loads(text)
+            split = loads_json(text, str(where))
+        except DuplicateKeyError as exc:
+            raise DataError(f"{exc} Download {self.split_file} again: "
+                            + self.how_to_get()) from None
         except json.JSONDecodeError as exc:
             page = " It is a web page, not the split: a failed download (Google Drive " \
                    "often serves a warning page)." if text.lstrip()[:1] == "<" else ""
@@ -146,6 +149,22 @@ class DatasetFiles:
                 records.append(Record(*e))
             out.append(records)
         return out
+
+    def path_problems(self, train, val, test):
+        """Errors for entries that point outside the dataset's image folder (an absolute
+        path, or `..`): a split file names images of this dataset only."""
+        where = ", ".join(self.source_names) or str(self.split_path)
+        problems = []
+        for split_name, records in zip(SPLITS, (train, val, test)):
+            for i, r in enumerate(records):
+                why = _outside_reason(r.relpath)
+                if why:
+                    problems.append(error(
+                        f"{where}: {split_name} entry {i} is {r.relpath!r}, {why}, outside the "
+                        f"dataset folder. Entries are paths relative to {self.image_path}; use "
+                        "the official split file."))
+                    break  # one per split is enough to show what is wrong
+        return problems
 
     def record_problems(self, train, val, test):
         """Labels that disagree with themselves or with the bundled class list."""
@@ -210,6 +229,7 @@ class DatasetFiles:
         """Layout check, then records, then their consistency: DataError on any error."""
         self.check_layout()
         train, val, test = self.read_records()
+        raise_errors(self.path_problems(train, val, test))
         raise_errors(self.record_problems(train, val, test)
                      + self.missing_problems(train, val, test))
         return train, val, test
@@ -280,3 +300,13 @@ class DatasetFiles:
     def verify_images(self, *splits):
         paths = {str(self.image_path / r.relpath) for records in splits for r in records}
         raise_errors(self.image_problems(paths))
+
+
+def _outside_reason(relpath):
+    """Why a split entry leaves the image folder (None when it stays inside)."""
+    if PurePosixPath(relpath).is_absolute() or PureWindowsPath(relpath).drive \
+            or relpath.startswith("\\"):
+        return "an absolute path"
+    if ".." in PurePosixPath(relpath.replace("\\", "/")).parts:
+        return "a path through '..'"
+    return None

@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import pickle
 import shutil
 import sys
 import types
@@ -147,6 +148,10 @@ def resolve_weights(backbone_name: str, path: str = "") -> Path:
     else the cached OpenAI file for `backbone_name`, downloaded into the cache if missing."""
     if path:
         file = Path(path).expanduser()
+        if file.is_dir():
+            raise WeightsError(f"MODEL.BACKBONE.PATH is {path!r}, a folder. Point it at the "
+                               "CLIP weights file itself (e.g. .../ViT-B-16.pt), or set it to "
+                               f"\"\" to load {backbone_name!r} from the CLIP cache.")
         if not file.is_file():
             raise WeightsError(f"MODEL.BACKBONE.PATH is {path!r}, but no file is there. "
                                "Point it at a CLIP weights file, or set it to \"\" to load "
@@ -155,6 +160,9 @@ def resolve_weights(backbone_name: str, path: str = "") -> Path:
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         file = Path(env).expanduser()
+        if file.is_dir():
+            raise WeightsError(f"${WEIGHTS_ENV} is {env!r}, a folder. Point it at the CLIP "
+                               "weights file itself, or unset it.")
         if not file.is_file():
             raise WeightsError(f"${WEIGHTS_ENV} is {env!r}, but no file is there. Point it at a "
                                "CLIP weights file or unset it.")
@@ -209,6 +217,8 @@ def read_state_dict(file: Path) -> dict:
                     from exc
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        obj = _load_trusted_or_refuse(file, exc)
     except Exception as exc:
         raise WeightsError(f"Cannot read CLIP weights from {file}: {exc}. The file is neither an "
                            "OpenAI CLIP archive nor a saved state dict; re-download it.") from exc
@@ -217,6 +227,27 @@ def read_state_dict(file: Path) -> dict:
     if not isinstance(obj, dict) or "token_embedding.weight" not in obj:
         raise WeightsError(f"{file} holds no CLIP state dict (no 'token_embedding.weight').")
     return obj
+
+
+def _load_trusted_or_refuse(file, exc):
+    """A weights file that needs a full unpickle loads only when the user trusts checkpoint
+    code (the same switch as for checkpoints), else it is refused, saying why and how."""
+    from ..checkpoints import _blocked_reason, trust_hint, trusted
+
+    try:  # what it pickles besides tensors; a file torch cannot even list is not weights
+        pickled = torch.serialization.get_unsafe_globals_in_checkpoint(file)
+    except Exception:
+        pickled = []
+    if not pickled:
+        raise WeightsError(f"Cannot read CLIP weights from {file}: the file is neither an "
+                           "OpenAI CLIP archive nor a saved state dict; re-download it.") \
+            from None
+    if not trusted():
+        raise WeightsError(f"Refusing to load the CLIP weights {file}: {_blocked_reason(exc)}. "
+                           f"{trust_hint()}") from None
+    warnings.warn(f"{file}: loading with a full unpickle because checkpoint code is trusted; "
+                  "only do this for files you trust.", stacklevel=3)
+    return torch.load(file, map_location="cpu", weights_only=False)
 
 
 def effective_precision(requested: str, device: torch.device) -> str:

@@ -154,11 +154,19 @@ def _check_audit(audit, where):
 
 def load(path, dataset_key="DATASET", dataset_name=None):
     """Read and validate a novel-class file. With `dataset_name`, the file must be for it."""
+    from ..io import DuplicateKeyError, loads_json
+
     path = Path(path)
+    if path.is_dir():
+        raise NovelClassesError(f"Novel-class file {path} is a folder, not a file. Give the "
+                                "list's .json file (TRAINER.SAR.NOVEL_FILE names one file; \"\" "
+                                f"= the one shipped with sar_prompt). {how_to_make(dataset_key)}")
     if not path.is_file():
         raise NovelClassesError(f"Novel-class file {path} does not exist. {how_to_make(dataset_key)}")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = loads_json(path.read_text(encoding="utf-8"), str(path))
+    except DuplicateKeyError as exc:
+        raise NovelClassesError(f"{exc} {how_to_make(dataset_key)}") from None
     except UnicodeDecodeError as exc:
         raise NovelClassesError(f"{path} is not UTF-8 text ({exc}).") from exc
     except json.JSONDecodeError as exc:

@@ -28,11 +28,17 @@ def class_list_note(facts):
             f"classes, the first {len(facts.base)} base, the other {len(facts.new)} new")
 
 
-def make_list(facts, candidates, provenance, exclude_new=False, limit=None, secrets=()):
+def make_list(facts, candidates, provenance, exclude_new=False, limit=None, secrets=(),
+              cap=None):
     """(NovelClassList, Cleaned) from raw candidates; provenance gets 'created' if missing.
-    No kept name holds one of `secrets` (see `clean`)."""
-    cleaned = clean(candidates, facts.base, facts.new, facts.template, exclude_new, limit,
-                    secrets)
+    No kept name holds one of `secrets` (see `clean`). `cap`: the number of names asked
+    for; an answer with more keeps that many, and the summary and audit say how many more
+    it held."""
+    candidates = list(candidates) if cap is not None else candidates
+    cleaned = clean(candidates, facts.base, facts.new, facts.template, exclude_new,
+                    cap if cap is not None else limit, secrets)
+    if cap is not None:
+        cleaned.cap, cleaned.unused = cap, len(candidates) - cleaned.received
     if not cleaned.names:
         raise NovelClassesError(f"{facts.key}: no name is left after validation "
                                 f"({cleaned.summary()}). {how_to_make(facts.key)}")
@@ -124,7 +130,7 @@ def check_file(path, log=print, dataset_key=None):
     checks `clean` applies; with `dataset_key`, the file must be for that dataset. Returns
     a list of problems (empty if the file is fine)."""
     from ..catalog import by_name
-    from .clean import REASONS, environment_secrets, fits_clip, holds_secret, implausible
+    from .clean import fits_clip, screen
     from . import normalized
 
     result = load(path)
@@ -147,18 +153,7 @@ def check_file(path, log=print, dataset_key=None):
     if base_hits:
         problems.append(f"{len(base_hits)} base (training) classes: {', '.join(base_hits[:10])} "
                         "(the trainers leave them out; remake the list to drop them)")
-    secret = [n for n in result.names if holds_secret(n, environment_secrets())]
-    if secret:
-        problems.append(f"{len(secret)} names hold a secret (an API key or token; not shown): "
-                        "remove them, and replace the key if the list was shared")
-    odd = {}
-    for name in result.names:
-        reason = implausible(name)
-        if reason:
-            odd.setdefault(reason, []).append(name)
-    for reason, names in odd.items():
-        problems.append(f"{len(names)} names are {REASONS[reason]}: "
-                        f"{', '.join(map(repr, names[:5]))}")
+    problems += screen(result.names)
     too_long = fits_clip(result.names, facts.template)
     if too_long:
         shown = ", ".join(f"{n!r} ({t} tokens)" for n, t in list(too_long.items())[:5])

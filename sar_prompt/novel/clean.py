@@ -94,6 +94,30 @@ def implausible(name):
     return None
 
 
+def screen(names, secrets=()):
+    """Problems of names already in a list that `clean` would have dropped as secrets or as
+    not plausible class names (markup, URLs, instructions, too many words), in the words
+    `python -m sar_prompt.novel validate` and the SAR trainer report them. Secrets are
+    counted, never shown."""
+    problems = []
+    secrets = [*secrets, *environment_secrets()]
+    secret = [n for n in names if holds_secret(n, secrets)]
+    if secret:
+        problems.append(f"{len(secret)} names hold a secret (an API key or token; not shown): "
+                        "remove them, and replace the key if the list was shared")
+    odd = {}
+    for name in names:
+        if name in secret:
+            continue
+        reason = implausible(name)
+        if reason:
+            odd.setdefault(reason, []).append(name)
+    for reason, found in odd.items():
+        problems.append(f"{len(found)} names are {REASONS[reason]}: "
+                        f"{', '.join(map(repr, found[:5]))}")
+    return problems
+
+
 def _recordable(raw):
     """`raw` as the audit can store it: lone surrogates (valid in JSON, not in UTF-8) escaped."""
     try:
@@ -110,6 +134,8 @@ class Cleaned:
     dropped: dict = field(default_factory=dict)  # reason -> [name as received]
     new_overlap: list = field(default_factory=list)
     exclude_new: bool = False
+    cap: int = None           # names asked for, when an answer may hold more (see `capped`)
+    unused: int = 0           # names of the answer beyond the cap, never inspected
 
     @property
     def dropped_count(self):
@@ -123,6 +149,9 @@ class Cleaned:
             text += f" ({self.dropped_count} dropped: {', '.join(parts)})"
         policy = "excluded" if self.exclude_new else "kept"
         text += f"; {len(self.new_overlap)} equal held-out new classes ({policy})"
+        if self.unused:
+            text += (f"; capped at the {self.cap} names asked for: {self.unused} more names in "
+                     "the answer were not used")
         return text
 
     def audit(self, class_list):
@@ -133,6 +162,7 @@ class Cleaned:
             "dropped": {k: list(v) for k, v in self.dropped.items() if v},
             "new_overlap": {"policy": "excluded" if self.exclude_new else "kept",
                             "count": len(self.new_overlap), "names": list(self.new_overlap)},
+            **({"capped": {"asked": self.cap, "unused": self.unused}} if self.unused else {}),
         }
 
 

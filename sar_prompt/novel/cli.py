@@ -141,6 +141,28 @@ def _positive(value, flag):
         raise NovelClassesError(f"{flag} must be positive (got {value}).")
 
 
+def _check_writable(out_dir, keys):
+    """The output folder must take files, and no list's path may be a folder."""
+    from ..errors import os_error_message
+    from ..io import check_writable_folder
+
+    out_dir = Path(out_dir)
+    try:
+        check_writable_folder(out_dir)
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        raise NovelClassesError(f"--out-dir {out_dir}: {message} Nothing was asked of the "
+                                "model (no request is paid for).") from exc
+    for key in keys:
+        target = out_dir / f"{key}.json"
+        if target.is_dir():
+            raise NovelClassesError(f"{target} is a folder, where the list for {key} goes. "
+                                    "Move it away or choose another --out-dir; nothing was "
+                                    "asked of the model.")
+
+
 def cmd_generate(args, sleep, log):
     from .llm import Client, Request, Retry, public_url
 
@@ -151,6 +173,9 @@ def cmd_generate(args, sleep, log):
     keys = _keys(args)
     for key in keys:  # unknown keys fail before the API key is even read
         facts_mod.dataset_facts(key)
+    todo = [k for k in keys if args.force or not (_out_dir(args) / f"{k}.json").exists()]
+    if todo:
+        _check_writable(_out_dir(args), todo)  # before any request is paid for
     request = Request(model=args.model, num_names=args.num_names, temperature=args.temperature,
                       seed=args.seed, response_format=args.response_format)
     client = Client(args.base_url, Retry(timeout=args.timeout, max_retries=args.retries,
@@ -171,7 +196,7 @@ def cmd_generate(args, sleep, log):
                 "sar_prompt.novel (see 'audit')."),
             **details}
         return build.make_list(facts, names, provenance, args.exclude_new,
-                               secrets=client.secrets())
+                               secrets=client.secrets(), cap=args.num_names)
 
     params = {"source": "llm", "request": asdict(request),
               "base_url": public_url(client.base_url), "exclude_new": args.exclude_new}

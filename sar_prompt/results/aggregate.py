@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import fingerprint as fingerprints
-from ..errors import ConfigError
+from ..errors import ConfigError, SarPromptError
 from ..protocol import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS, SAR_SUFFIX,
                         TRANSFER_SOURCE, default_config, default_datasets, method_name, run_dir,
                         trains)
@@ -291,7 +291,13 @@ def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
                                 "detail": state.detail, "log": str(log) if log else None,
                                 "on_disk": found.on_disk_summary(there)})
                             continue
-                        fp = fingerprints.read(folder)
+                        try:
+                            fp = fingerprints.read(folder)
+                        except SarPromptError as exc:  # refused (a key given twice): never averaged
+                            table.problems.append({
+                                "run": label, "status": "broken", "path": str(folder),
+                                "detail": str(exc), "log": None, "on_disk": ""})
+                            continue
                         digest = fingerprints.digest(fp) if fp else ""
                         group = digest if group_by_fingerprint else ""
                         cells.setdefault(group, {}).setdefault(metric, {})[seed] = state.accuracy

@@ -182,6 +182,11 @@ def main(argv=None):
     if table.problems:
         print(problems_text(table), file=sys.stderr)
     if args.save:
-        for path in save(table, args.save, plot=not args.no_plot, with_std=args.std):
+        try:
+            written = save(table, args.save, plot=not args.no_plot, with_std=args.std)
+        except SarPromptError as exc:  # a folder that cannot be written: nothing partial left
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
     return 0

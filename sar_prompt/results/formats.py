@@ -435,15 +435,24 @@ def save(table, folder, name=None, plot=True, with_std=False):
     folder = Path(folder)
     name = name or f"{table.protocol}_" + "_vs_".join(table.trainers)
     paths = []
-    for fmt in ("markdown", "latex", "csv", "csv-wide", "json"):
-        paths.append(atomic_write_text(folder / f"{name}.{EXTENSIONS[fmt]}",
-                                       render(table, fmt, with_std)))
-    if plot:
-        from ..plots import plot_deltas, plot_table
+    try:  # each file whole or not at all (atomic); a refusal is the user's to fix
+        for fmt in ("markdown", "latex", "csv", "csv-wide", "json"):
+            paths.append(atomic_write_text(folder / f"{name}.{EXTENSIONS[fmt]}",
+                                           render(table, fmt, with_std)))
+        if plot:
+            from ..plots import plot_deltas, plot_table
 
-        paths += plot_table(table, folder / name) or []
-        if table.deltas and table.protocol == "base2new":
-            paths += plot_deltas(table, folder / f"{name}_delta") or []
+            paths += plot_table(table, folder / name) or []
+            if table.deltas and table.protocol == "base2new":
+                paths += plot_deltas(table, folder / f"{name}_delta") or []
+    except OSError as exc:
+        from ..errors import OutputError, os_error_message
+
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        kept = f" ({', '.join(str(p) for p in paths)} were written in full)" if paths else ""
+        raise OutputError(f"cannot save the table in {folder}: {message}{kept}") from exc
     return paths
 
 
