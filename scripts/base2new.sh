@@ -16,14 +16,19 @@
 #           for a SAR variant) or a path to a .yaml file [per method: sar_prompt/protocol.py]
 #   PYTHON  interpreter [<repo>/.venv/bin/python if present, else python]
 #   GPUS    e.g. 0,1,2: one seed per GPU at a time  VERBOSE  1: every run's full output
+# Each (PYTHON and VERBOSE aside) also as SAR_PROMPT_<NAME>, SAR_PROMPT_CONFIG for CFG: the
+# long name wins when both are set. Options: as scripts/bench.sh (--data, --output, --seeds,
+# --config, ...). The same as `sar-prompt base2new TRAINER --datasets DATASET`.
 # Trailing KEY VALUE pairs go to every run (they are not part of the run folder's name).
 # Finished runs are skipped; unfinished ones resume from their last epoch. The runs are
 # described in sar_prompt/protocol.py; this is `scripts/bench.sh base2new` on one dataset.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 DATASET="$1"; TRAINER="$2"; shift 2
-DATASETS="$DATASET" exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" \
-  --table seeds "$@"
+# both names: SAR_PROMPT_DATASETS, when set, would win over DATASETS
+SAR_PROMPT_DATASETS="$DATASET" DATASETS="$DATASET" \
+  exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" --table seeds "$@"

@@ -12,10 +12,11 @@
 #   bash scripts/base2new_all.sh CoOpSAR --dry-run           # the job list
 #   bash scripts/base2new_all.sh CoOpSAR --slurm --partition gpu --time 720
 # Environment and options: as scripts/bench.sh (DATA OUTPUT DATASETS SEEDS SHOTS CFG GPUS
-# VERBOSE PYTHON); compare trainers afterwards with
-#   python -m sar_prompt.results $OUTPUT/base2new --compare CoOp CoOpSAR --save DIR
+# VERBOSE PYTHON, or SAR_PROMPT_DATA ...); the same as `sar-prompt base2new TRAINER`.
+# Compare trainers afterwards with
+#   sar-prompt results --output $OUTPUT --trainers CoOp CoOpSAR --save DIR
 set -euo pipefail
-if [ $# -lt 1 ]; then
-  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2
-fi
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 1 ]; then usage >&2; exit 2; fi
 exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$@"

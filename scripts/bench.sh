@@ -5,17 +5,21 @@
 #   PROTOCOL   base2new | fewshot | xd (cross-dataset) | dg (domain generalisation)
 #   bash scripts/bench.sh fewshot CoOpSAR --gpus 0,1,2,3
 #   bash scripts/bench.sh xd CoOpSAR --dry-run
-# Options (python -m sar_prompt.bench --help): --datasets --seeds --shots --config --gpus
-#   --dry-run --verbose --table, and --slurm [--partition P --time MIN --wait ...].
+# Options (python -m sar_prompt.bench --help): --data --output --datasets --seeds --shots
+#   --config --gpus --dry-run --verbose --table, and --slurm [--partition P --time MIN ...].
+# The same as `sar-prompt run PROTOCOL TRAINER ...` (docs/cli.md).
 # Environment (defaults in brackets):
 #   DATA     datasets root [<repo>/data]          OUTPUT   results root [<repo>/output]
 #   DATASETS datasets [all of the protocol's]     SEEDS    seeds ["1 2 3"]
 #   SHOTS    shots [16; fewshot: "1 2 4 8 16"]    CFG      config name or .yaml [per method]
 #   GPUS     e.g. 0,1,2,3: one job per GPU        VERBOSE  1: every run's full output
 #   PYTHON   interpreter [<repo>/.venv/bin/python if present, else python]
+# Each (PYTHON and VERBOSE aside) also as SAR_PROMPT_<NAME>, SAR_PROMPT_CONFIG for CFG: the
+# long name wins when both are set.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
