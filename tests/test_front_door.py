@@ -2,6 +2,7 @@
 shared flags land where each tool's older spelling did, the environment's long names win over
 the short ones, and --help exits 0 everywhere, scripts included. Parse-level only."""
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -233,6 +234,21 @@ def test_results_per_seed_and_its_deprecated_spelling(capsys):
     old = results_cli.parse_args(["O", "--dataset", "dtd"])
     assert old.dataset == "dtd" and "--dataset is deprecated; use --per-seed" in \
         capsys.readouterr().err
+
+
+def test_results_per_seed_reads_the_output_root_as_run_writes_it(tmp_path, clean_env, capsys):
+    runs = tmp_path / "base2new"
+    for phase, accuracy in (("train_base", 80.0), ("test_new", 70.0)):
+        folder = runs / phase / "dtd" / "shots_16" / "CoOp" / "cfg" / "seed1"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"accuracy": accuracy}))
+    clean_env.chdir(tmp_path)
+    argv = ["--per-seed", "dtd", "--trainer", "CoOp", "--config", "cfg", "--seeds", "1"]
+    assert cli.main(["results", "--output", str(tmp_path), *argv]) == 0
+    assert "80.00" in capsys.readouterr().out
+    clean_env.setenv("SAR_PROMPT_OUTPUT", str(tmp_path))
+    assert cli.main(["results", *argv]) == 0
+    assert results_cli.main([str(runs), *argv]) == 0  # the protocol folder, as before
 
 
 def test_results_trainers_means_trainer_or_compare_and_refuses_conflicts(capsys):

@@ -107,13 +107,14 @@ def resolve_root(root, protocol, source=TRANSFER_SOURCE):
 def single_dataset(args):
     shots = (args.shots or [BASE2NEW_SHOTS])[0]
     seeds = args.seeds or list(DEFAULT_SEEDS)
-    rows = found.collect(args.root, args.dataset, args.trainer, args.config, shots, seeds)
+    root = resolve_root(args.root, "base2new")[0]  # OUTPUT itself: its base2new/ folder
+    rows = found.collect(root, args.dataset, args.trainer, args.config, shots, seeds)
     title = f"base-to-new: {args.dataset} / {args.trainer} / {args.config} / {shots} shots"
     print(format_table(rows, title))
     missing = [str(s) for s, b, n in rows if b is None or n is None]
     if missing:
         for seed in seeds:
-            for folder in found.run_dirs(args.root, args.dataset, args.trainer, args.config,
+            for folder in found.run_dirs(root, args.dataset, args.trainer, args.config,
                                          shots, seed):
                 state = read_run(folder)
                 if not state.finished:
