@@ -53,6 +53,8 @@ setup(
         "gdown",
         "openai>=1.0",
     ],
+    # `sar-prompt COMMAND ...`: every tool behind one command (also `python -m sar_prompt`).
+    entry_points={"console_scripts": ["sar-prompt = sar_prompt.cli:main"]},
     extras_require={
         "plots": ["matplotlib"],            # the plot beside each result table
         "slurm": ["submitit"],              # bench.sh / base2new_all.sh --slurm

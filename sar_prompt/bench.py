@@ -10,9 +10,10 @@ and name its config folder (`vit_b16_ctxv1__SAR.WEIGHT=5`, or `<config>__<TAG>` 
 own folders, and prints one row per point. See docs/runs.md.
 
 Every option has an environment variable, read when the option is not given:
-DATASETS, SEEDS, SHOTS, CFG, DATA, OUTPUT, GPUS, VERBOSE=1, SOURCE, TAG, MOVE_ASIDE=1,
-SWEEP="KEY=V1,V2;KEY2=V3,V4"; and PROGRESS=1 / 0 turns the progress bars on / off (default:
-when stderr is a terminal).
+SAR_PROMPT_DATASETS, _SEEDS, _SHOTS, _CONFIG, _DATA, _OUTPUT, _GPUS (or their short names
+DATASETS, SEEDS, SHOTS, CFG, DATA, OUTPUT, GPUS: the SAR_PROMPT_ one wins when both are set),
+VERBOSE=1, SOURCE, TAG, MOVE_ASIDE=1, SWEEP="KEY=V1,V2;KEY2=V3,V4"; and PROGRESS=1 / 0 turns
+the progress bars on / off (default: when stderr is a terminal).
 """
 import argparse
 import os
@@ -26,6 +27,7 @@ from . import preflight
 from .errors import ConfigError, SarPromptError
 from .protocol import PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
 from .run_result import last_checkpoint_epoch, read_run
+from .vocabulary import env_help, setting
 
 DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accuracies only show "
              "that\n== the pipeline runs end to end; they say nothing about any method.")
@@ -42,22 +44,27 @@ def build_parser():
     p.add_argument("protocol", choices=PROTOCOLS)
     p.add_argument("trainer", help="a registered trainer (CoOp, CoOpSAR, KgCoOpSAR, ...)")
     p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config options for every run")
-    p.add_argument("--datasets", nargs="+", default=_words(env("DATASETS")),
-                   help="datasets (xd/dg: targets) [$DATASETS; all of the protocol's]")
+    p.add_argument("--datasets", nargs="+", default=_words(setting("datasets")),
+                   help=f"datasets (xd/dg: targets) [{env_help('datasets')}; all of the "
+                        "protocol's]")
     # seeds, shots and GPUs are read (flag, else environment) and checked in preflight.py
-    p.add_argument("--seeds", nargs="+", help="[$SEEDS; 1 2 3]")
-    p.add_argument("--shots", nargs="+", help="[$SHOTS; 16, few-shot: 1 2 4 8 16]")
-    p.add_argument("--config", default=env("CFG", ""),
-                   help="a config name under configs/trainers/ or a .yaml file [$CFG; the "
-                        "method's default, see sar_prompt/protocol.py]")
-    p.add_argument("--data", default=env("DATA", "data"), help="datasets root [$DATA; ./data]")
-    p.add_argument("--output", default=env("OUTPUT", "output"),
-                   help="results root [$OUTPUT; ./output]")
+    p.add_argument("--seeds", nargs="+", help=f"[{env_help('seeds')}; 1 2 3]")
+    p.add_argument("--shots", nargs="+",
+                   help=f"[{env_help('shots')}; 16, few-shot: 1 2 4 8 16]")
+    p.add_argument("--config", default=setting("config", ""),
+                   help="a config name under configs/trainers/ or a .yaml file "
+                        f"[{env_help('config')}; the method's default, see "
+                        "sar_prompt/protocol.py]")
+    p.add_argument("--data", default=setting("data", "data"),
+                   help=f"datasets root [{env_help('data')}; ./data]")
+    p.add_argument("--output", default=setting("output", "output"),
+                   help=f"results root [{env_help('output')}; ./output]")
     p.add_argument("--source", default=env("SOURCE", TRANSFER_SOURCE),
                    help="xd/dg: the dataset trained on [imagenet]")
     p.add_argument("--gpus",
-                   help="GPU ids, e.g. 0,1,2,3: one job per GPU at a time [$GPUS; one job at "
-                        "a time on what CUDA_VISIBLE_DEVICES shows]")
+                   help="GPU ids, e.g. 0,1,2,3: one job per GPU at a time "
+                        f"[{env_help('gpus')}; one job at a time on what "
+                        "CUDA_VISIBLE_DEVICES shows]")
     p.add_argument("--verbose", action="store_true", default=env("VERBOSE", "") not in ("", "0"),
                    help="show every run's full output [$VERBOSE=1]")
     p.add_argument("--dry-run", action="store_true", help="print the job list and exit")

@@ -3,7 +3,7 @@ pipeline runs on a CPU (about two minutes on a loaded 2-core machine; see README
 data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
 is random.
 
-    python -m sar_prompt.demo prepare --root DATA    # writes DATA/sar_demo/
+    python -m sar_prompt.demo prepare --data DATA    # writes DATA/sar_demo/
 """
 import argparse
 import io
@@ -108,7 +108,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="write the demo dataset and tiny CLIP")
-    prep.add_argument("--root", required=True, help="data folder; the demo goes in ROOT/sar_demo")
+    prep.add_argument("--data", "--root", dest="root", metavar="DATA", required=True,
+                      help="data folder; the demo goes in DATA/sar_demo")
     args = p.parse_args(argv)
 
     def command():

@@ -33,7 +33,10 @@ def _source(flag, env):
     """(words, 'where they came from') of a list option: the flag if given, else $env."""
     if flag is not None:
         return list(flag), f"--{env.lower()}"
-    return _words(os.environ.get(env, "")), f"{env}={os.environ.get(env, '')!r}"
+    for name in (f"SAR_PROMPT_{env}", env):  # the long name wins (sar_prompt/vocabulary.py)
+        if os.environ.get(name, ""):
+            return _words(os.environ[name]), f"{name}={os.environ[name]!r}"
+    return [], f"{env}=''"
 
 
 def _whole_numbers(words, where, what, lowest, example):

@@ -22,15 +22,15 @@ from .errors import ConfigError, SarPromptError, run_command
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=str, default="", help="path to dataset")
-    p.add_argument("--output-dir", type=str, default="", help="output directory")
+    p.add_argument("--root", "--data", type=str, default="", help="path to dataset")
+    p.add_argument("--output-dir", "--output", type=str, default="", help="output directory")
     p.add_argument("--resume", type=str, default="",
                    help="checkpoint directory (from which the training resumes)")
     p.add_argument("--seed", type=int, default=-1, help="only positive value enables a fixed seed")
     p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
     p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
     p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    p.add_argument("--config-file", type=str, default="", help="path to config file")
+    p.add_argument("--config-file", "--config", type=str, default="", help="path to config file")
     p.add_argument("--dataset-config-file", type=str, default="",
                    help="path to config file for dataset setup")
     p.add_argument("--trainer", type=str, default="", help="name of trainer")

@@ -20,6 +20,9 @@
 #   GPUS    e.g. 0,1,2: one seed per GPU at a time  VERBOSE  1: every run's full output
 #   TAG     name the config folder <config>__TAG instead of by the overrides
 #   SWEEP   "KEY=V1,V2;KEY2=V3": as --sweep      MOVE_ASIDE  1: as --move-aside
+# Each (PYTHON and VERBOSE aside) also as SAR_PROMPT_<NAME>, SAR_PROMPT_CONFIG for CFG: the
+# long name wins when both are set. Options: as scripts/bench.sh (--data, --output, --seeds,
+# --config, ...). The same as `sar-prompt base2new TRAINER --datasets DATASET`.
 # Trailing KEY VALUE pairs go to every run and name its config folder
 # (vit_b16_ctxv1__SAR.WEIGHT=5). Finished runs are skipped; unfinished ones resume from their
 # last epoch; a folder holding another config's run is refused unless --move-aside renames
@@ -28,8 +31,10 @@
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 DATASET="$1"; TRAINER="$2"; shift 2
-DATASETS="$DATASET" exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" \
-  --table seeds "$@"
+# both names: SAR_PROMPT_DATASETS, when set, would win over DATASETS
+SAR_PROMPT_DATASETS="$DATASET" DATASETS="$DATASET" \
+  exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$TRAINER" --table seeds "$@"

@@ -13,11 +13,11 @@
 #   bash scripts/base2new_all.sh CoOpSAR --slurm --partition gpu --time 720
 #   bash scripts/base2new_all.sh CoOpSAR --sweep TRAINER.SAR.WEIGHT 1,5   # a row per value
 # Environment and options: as scripts/bench.sh (DATA OUTPUT DATASETS SEEDS SHOTS CFG GPUS
-# VERBOSE PYTHON TAG SWEEP MOVE_ASIDE; --tag --move-aside --sweep, see docs/runs.md);
-# compare trainers afterwards with
-#   python -m sar_prompt.results $OUTPUT/base2new --compare CoOp CoOpSAR --save DIR
+# VERBOSE PYTHON TAG SWEEP MOVE_ASIDE, or SAR_PROMPT_DATA ...; --tag --move-aside --sweep, see
+# docs/runs.md); the same as `sar-prompt base2new TRAINER`. Compare trainers afterwards with
+#   sar-prompt results --output $OUTPUT --trainers CoOp CoOpSAR --save DIR
 set -euo pipefail
-if [ $# -lt 1 ]; then
-  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2
-fi
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 1 ]; then usage >&2; exit 2; fi
 exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" base2new "$@"

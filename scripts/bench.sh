@@ -5,9 +5,10 @@
 #   PROTOCOL   base2new | fewshot | xd (cross-dataset) | dg (domain generalisation)
 #   bash scripts/bench.sh fewshot CoOpSAR --gpus 0,1,2,3
 #   bash scripts/bench.sh xd CoOpSAR --dry-run
-# Options (python -m sar_prompt.bench --help): --datasets --seeds --shots --config --gpus
-#   --dry-run --verbose --table --tag --move-aside --sweep KEY V1,V2, and --slurm
-#   [--partition P --time MIN --wait ...]. Run folders, conflicts, sweeps: docs/runs.md.
+# Options (python -m sar_prompt.bench --help): --data --output --datasets --seeds --shots
+#   --config --gpus --dry-run --verbose --table --tag --move-aside --sweep KEY V1,V2, and
+#   --slurm [--partition P --time MIN --wait ...]. Run folders, conflicts, sweeps: docs/runs.md.
+# The same as `sar-prompt run PROTOCOL TRAINER ...` (docs/cli.md).
 # Environment (defaults in brackets):
 #   DATA     datasets root [<repo>/data]          OUTPUT   results root [<repo>/output]
 #   DATASETS datasets [all of the protocol's]     SEEDS    seeds ["1 2 3"]
@@ -16,9 +17,12 @@
 #   TAG      config folder <config>__TAG          SWEEP    "KEY=V1,V2;KEY2=V3" (--sweep)
 #   MOVE_ASIDE  1: rename another config's run folder aside instead of refusing it
 #   PYTHON   interpreter [<repo>/.venv/bin/python if present, else python]
+# Each (PYTHON and VERBOSE aside) also as SAR_PROMPT_<NAME>, SAR_PROMPT_CONFIG for CFG: the
+# long name wins when both are set.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -2,7 +2,7 @@
 # Set up sar-prompt on a fresh machine: a virtual environment in <repo>/.venv with PyTorch,
 # this plugin (editable) and Dassl.
 #
-# Usage: bash scripts/setup.sh [--no-dassl]
+# Usage: bash scripts/setup.sh [--no-dassl] [--help]
 #   --no-dassl   skip Dassl (the tests then use their Dassl test double)
 # Environment:
 #   VENV         where to create the environment [<repo>/.venv]
@@ -17,6 +17,8 @@ WITH_DASSL=1
 for arg in "$@"; do
   case "$arg" in
     --no-dassl) WITH_DASSL=0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+               exit 0 ;;
     *) echo "error: unknown option $arg (see the top of $0)" >&2; exit 2 ;;
   esac
 done

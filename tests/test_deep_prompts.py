@@ -11,7 +11,7 @@ from sar_prompt.modeling.deep_prompt import (IndependentPromptLearner, MaPLeProm
                                              check_prompt_depth, context_init)
 from sar_prompt.modeling.image_encoder import ImageEncoder
 from sar_prompt.modeling.prompted_clip import PromptedCLIP
-from sar_prompt.modeling.protocol import ImagePrompts
+from sar_prompt.modeling.learner_interface import ImagePrompts
 from sar_prompt.modeling.text_encoder import TextEncoder
 from sar_prompt.modeling.tokens import eot_positions, tokenize
 from test_encoders import with_hooks

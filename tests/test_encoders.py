@@ -6,7 +6,7 @@ import torch
 
 from sar_prompt.modeling.backbone import load_clip
 from sar_prompt.modeling.image_encoder import ImageEncoder
-from sar_prompt.modeling.protocol import ImagePrompts
+from sar_prompt.modeling.learner_interface import ImagePrompts
 from sar_prompt.modeling.text_encoder import TextEncoder
 from sar_prompt.modeling.tokens import eot_positions, tokenize
 

@@ -94,7 +94,7 @@ def test_kgcoop_style_boolean_ctx_init(parts):
 
 def test_learners_implement_the_protocol(parts):
     from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
-    from sar_prompt.modeling.protocol import PromptLearner
+    from sar_prompt.modeling.learner_interface import PromptLearner
 
     clip_model, encoder = parts
     coop = learner(parts, ctx_init="a photo of a")

@@ -75,6 +75,16 @@ def test_the_wheel_carries_every_file_read_at_run_time(wheel):
     assert not [n for n in names if n.split("/")[0] in ("configs", "trainers", "datasets")]
 
 
+def test_the_wheel_declares_the_sar_prompt_command(wheel, site, tmp_path):
+    archive = zipfile.ZipFile(wheel)
+    (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "sar-prompt = sar_prompt.cli:main" in archive.read(entry_points).decode()
+    proc = installed(site, tmp_path, "-m", "sar_prompt", "run", "base2new", "CoOpSAR",
+                     "--datasets", "caltech101", "--seeds", "1", "--dry-run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "caltech101 CoOpSAR seed 1" in proc.stdout
+
+
 def test_the_installed_copy_runs_a_dry_run_from_another_directory(site, tmp_path):
     proc = installed(site, tmp_path, "-c", "import sar_prompt; print(sar_prompt.__file__)")
     assert proc.returncode == 0, proc.stderr

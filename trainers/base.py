@@ -3,9 +3,9 @@
 `CLIPTrainer`: the method's config node and its checks at start, loading CLIP frozen in the
 run's precision, the hand-crafted prompts of the method, and evaluation that writes a
 machine-readable result. `PromptTuningTrainer` adds a prompt learner (see
-`sar_prompt.modeling.protocol`): optimising only its learnable tensors, AMP, per-step loss
-terms, checkpoints that hold only those tensors (ours or a reference implementation's), and
-an exact resume (random-number states in the checkpoint).
+`sar_prompt.modeling.learner_interface`): optimising only its learnable tensors, AMP,
+per-step loss terms, checkpoints that hold only those tensors (ours or a reference
+implementation's), and an exact resume (random-number states in the checkpoint).
 """
 import datetime
 import glob

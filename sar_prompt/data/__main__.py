@@ -1,7 +1,16 @@
-"""python -m sar_prompt.data {check,download} DATASET --root DATA (see sar_prompt.data)."""
+"""python -m sar_prompt.data {check,download} DATASET --data DATA (see sar_prompt.data)."""
 import argparse
 import os
 import sys
+
+
+def _data_root():
+    """--data: required unless $SAR_PROMPT_DATA or $DATA names the folder."""
+    from ..vocabulary import env_help, setting
+
+    root = setting("data")
+    return dict(required=root is None, default=root,
+                help=f"the folder that holds the datasets [{env_help('data')}]")
 
 
 def build_parser():
@@ -10,14 +19,14 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="verify the layout, split, files and images of a dataset")
     c.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
-    c.add_argument("--root", required=True, help="the folder that holds the datasets (DATA)")
+    c.add_argument("--data", "--root", dest="root", metavar="DATA", **_data_root())
     c.add_argument("--deep", action="store_true",
                    help="decode every image in full (slower) instead of header + end marker")
     c.add_argument("--shots", type=int, default=16,
                    help="warn about classes with fewer training images than this [16]")
     d = sub.add_parser("download", help="fetch, verify and unpack what has a public link")
     d.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
-    d.add_argument("--root", required=True, help="the folder that holds the datasets (DATA)")
+    d.add_argument("--data", "--root", dest="root", metavar="DATA", **_data_root())
     d.add_argument("--mirror", default=os.environ.get("SAR_PROMPT_DATA_MIRROR", ""),
                    help="base URL serving <key>/<file> instead of the official hosts "
                         "[$SAR_PROMPT_DATA_MIRROR]")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .context_prompt import ContextPromptLearner
-from .protocol import TextPrompts
+from .learner_interface import TextPrompts
 
 
 class ConditionalPromptLearner(ContextPromptLearner):

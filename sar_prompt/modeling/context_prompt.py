@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .bpe import class_prompt_text
-from .protocol import TextPrompts
+from .learner_interface import TextPrompts
 from .tokens import bpe, eot_positions, shared_prefix_length, tokenize
 from .transfer import to_device
 
@@ -44,7 +44,7 @@ class ClassTokens(nn.Module):
 
 
 class ContextPromptLearner(nn.Module):
-    """CoOp's prompt learner (see `protocol.PromptLearner`): a context shared by all classes,
+    """CoOp's prompt learner (see `learner_interface.PromptLearner`): a context shared by all classes,
     or one per class (`csc`), initialised from words or at random. `init_tokens`: with
     `ctx_init`, only its first so many tokens become the context and the other words stay
     fixed text before the class name (MaPLe, PromptSRC); default all (CoOp)."""

@@ -1,5 +1,5 @@
-"""Deep prompts for both CLIP encoders (MaPLe, PromptSRC), as prompt learners of the protocol
-in `protocol.py`. They add tensors, not code, to CLIP: `TextEncoder` and `ImageEncoder`
+"""Deep prompts for both CLIP encoders (MaPLe, PromptSRC), as prompt learners of the interface
+in `learner_interface.py`. They add tensors, not code, to CLIP: `TextEncoder` and `ImageEncoder`
 place them around CLIP's own blocks.
 
 Both keep CoOp's text context at the input (`ContextPromptLearner`, the words of CTX_INIT
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .context_prompt import ContextPromptLearner
-from .protocol import ImagePrompts, TextPrompts
+from .learner_interface import ImagePrompts, TextPrompts
 
 PROMPT_STD = 0.02  # both references draw their prompts from N(0, 0.02^2)
 MAX_INIT_CTX = 4  # both references initialise the context from CTX_INIT only up to 4 tokens

@@ -1,4 +1,4 @@
-"""CLIP with a prompt learner (see `protocol.PromptLearner`): CLIP's frozen encoders, run by
+"""CLIP with a prompt learner (see `learner_interface.PromptLearner`): CLIP's frozen encoders, run by
 `ImageEncoder` and `TextEncoder`, and the learner's prompts, optionally conditioned on the
 image."""
 from contextlib import contextmanager
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .image_encoder import ImageEncoder
-from .protocol import TextPrompts
+from .learner_interface import TextPrompts
 from .text_encoder import normalize
 
 # Prompts per text-encoder pass when each image has its own prompts for every class:

@@ -54,7 +54,7 @@ class TextEncoder(nn.Module):
         return self.token_embedding(token_ids).type(self.dtype)
 
     def encode(self, prompts) -> torch.Tensor:
-        """Features (N, E) of `protocol.TextPrompts`. Not normalised."""
+        """Features (N, E) of `learner_interface.TextPrompts`. Not normalised."""
         return self(prompts.embeddings, prompts.eot, prompts.deep, prompts.length,
                     prompts.shared_prefix, prompts.groups, prompts.eot_list)
 
@@ -63,7 +63,7 @@ class TextEncoder(nn.Module):
         """Text features (N, E) of prompts given as token embeddings (N, L, D) with their
         EOT positions (N,). `deep_prompts[k]` ((n, D) or (N, n, D)) replaces positions
         1 .. 1+n at the input of block k+1. `length`, `shared_prefix`, `groups`,
-        `eot_list`: see `protocol.TextPrompts`. Not normalised."""
+        `eot_list`: see `learner_interface.TextPrompts`. Not normalised."""
         if length is None:
             length = int(eot.max()) + 1
         deep = list(deep_prompts)

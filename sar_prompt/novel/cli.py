@@ -47,9 +47,11 @@ def _dataset_args(p, many=True):
         group = p.add_mutually_exclusive_group(required=True)
         group.add_argument("--dataset", action="append", metavar="KEY",
                            help=f"dataset key (repeatable): {', '.join(facts_mod.known_keys())}")
+        group.add_argument("--datasets", dest="dataset", action="extend", nargs="+",
+                           metavar="KEY", help="dataset keys (the same as --dataset, repeated)")
         group.add_argument("--all", action="store_true",
                            help="all 11 datasets of the base-to-new benchmark")
-        p.add_argument("--out-dir", type=Path, default=None,
+        p.add_argument("--output", "--out-dir", "--out", dest="out_dir", type=Path, default=None,
                        help=f"where <key>.json goes (default: {OUTPUT_DIR}/ in the working "
                             f"directory, never the installed package). {_use_output()}")
     p.add_argument("--exclude-new", action="store_true", help=EXCLUDE_NEW_HELP)
@@ -106,7 +108,7 @@ def build_parser():
     f.add_argument("names_file", type=Path, metavar="NAMES.txt")
     f.add_argument("--dataset", required=True, metavar="KEY",
                    help=f"dataset key: {', '.join(facts_mod.known_keys())}")
-    f.add_argument("--out", type=Path, default=None,
+    f.add_argument("--output", "--out", dest="out", type=Path, default=None,
                    help=f"output file (default: {OUTPUT_DIR}/<key>.json in the working "
                         f"directory, never the installed package). {_use_output()}")
     f.add_argument("--source", choices=["file", "manual"], default="file",

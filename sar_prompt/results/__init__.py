@@ -9,8 +9,11 @@
     python -m sar_prompt.results OUTPUT/transfer/from_imagenet --protocol dg --trainer CoOp
     python -m sar_prompt.results OUTPUT/base2new/train_base/dtd/shots_16/CoOp/vit_b16_ctxv1
         # any folder of seed*/ runs: per seed and mean +- std
-    python -m sar_prompt.results OUTPUT/base2new --dataset caltech101 --trainer CoOpSAR \\
+    python -m sar_prompt.results OUTPUT/base2new --per-seed caltech101 --trainer CoOpSAR \\
         --config vit_b16_ctxv1          # one dataset, seed by seed
+
+The results folder is ROOT or --output (else $SAR_PROMPT_OUTPUT or $OUTPUT, else ./output);
+--trainers T picks one trainer, --trainers T1 T2 ... compares them (as --compare).
 
 Datasets, trainers, configs, shots and seeds default to those found on disk (any dataset
 name, the demo's included). The table is the paper's: methods as rows, datasets (the

@@ -7,6 +7,7 @@ from ..errors import ConfigError, SarPromptError
 from ..protocol import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, default_datasets, \
     protocol_of_root, protocol_root
 from ..run_result import read_run
+from ..vocabulary import DeprecatedAlias, env_help, setting
 from . import records as found
 from .aggregate import build_table, trainers_on_disk
 from .formats import FORMATS, format_seed_runs, format_table, problems_text, render, save
@@ -17,16 +18,25 @@ def build_parser():
 
     p = argparse.ArgumentParser(prog="python -m sar_prompt.results", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", help="a protocol's output folder (OUTPUT/base2new, OUTPUT/fewshot, "
-                                "OUTPUT/transfer/from_imagenet), OUTPUT itself, or any folder "
-                                "of seed*/ runs")
+    p.add_argument("root", nargs="?", help="a protocol's output folder (OUTPUT/base2new, "
+                                           "OUTPUT/fewshot, OUTPUT/transfer/from_imagenet), "
+                                           "OUTPUT itself, or any folder of seed*/ runs "
+                                           "(the same as --output)")
+    p.add_argument("--output", dest="output_root", metavar="ROOT",
+                   help="the results to read: what `run --output` wrote, a protocol folder of "
+                        f"it, or a folder of seed*/ runs [ROOT; {env_help('output')}; ./output]")
+    p.add_argument("--trainers", nargs="+", metavar="TRAINER",
+                   help="one trainer (as --trainer) or several side by side (as --compare)")
     p.add_argument("--trainer", help="one trainer (default: the only one found)")
     p.add_argument("--compare", nargs="+", metavar="TRAINER",
                    help="trainers side by side (rows); each XSAR gets a delta row against its "
                         "X, and every method one against ZeroshotCLIP when it is there")
     p.add_argument("--protocol", choices=PROTOCOLS,
                    help="default: from the folder's name (transfer folders: xd, else dg)")
-    p.add_argument("--dataset", help="one dataset, seed by seed (with --trainer, --config)")
+    p.add_argument("--per-seed", "--dataset", dest="dataset", metavar="DATASET",
+                   action=DeprecatedAlias, preferred="--per-seed",
+                   help="one dataset, seed by seed (with --trainer, --config); --dataset is "
+                        "its deprecated spelling")
     p.add_argument("--datasets", nargs="+", help="datasets (transfer: targets) expected "
                                                  "[those found, in the reference order]")
     p.add_argument("--config", default="", help="config name of every run [each trainer's "
@@ -56,6 +66,25 @@ def build_parser():
     return p
 
 
+def parse_args(argv=None):
+    """The command line, with the shared spellings folded into the names main() reads:
+    --output into root, --trainers into --trainer (one) or --compare (several)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.root and args.output_root and Path(args.root) != Path(args.output_root):
+        parser.error(f"two results folders given: ROOT {args.root} and --output "
+                     f"{args.output_root}; give one.")
+    args.root = args.root or args.output_root or setting("output", "output")
+    if args.trainers:
+        if args.trainer or args.compare:
+            parser.error("--trainers replaces --trainer and --compare; give one of them.")
+        if len(args.trainers) == 1:
+            args.trainer = args.trainers[0]
+        else:
+            args.compare = args.trainers
+    return args
+
+
 def resolve_root(root, protocol, source=TRANSFER_SOURCE):
     """(protocol root, protocol) from what the user gave: a protocol folder or OUTPUT."""
     root = Path(root)
@@ -81,13 +110,14 @@ def resolve_root(root, protocol, source=TRANSFER_SOURCE):
 def single_dataset(args):
     shots = (args.shots or [BASE2NEW_SHOTS])[0]
     seeds = args.seeds or list(DEFAULT_SEEDS)
-    rows = found.collect(args.root, args.dataset, args.trainer, args.config, shots, seeds)
+    root = resolve_root(args.root, "base2new")[0]  # OUTPUT itself: its base2new/ folder
+    rows = found.collect(root, args.dataset, args.trainer, args.config, shots, seeds)
     title = f"base-to-new: {args.dataset} / {args.trainer} / {args.config} / {shots} shots"
     print(format_table(rows, title))
     missing = [str(s) for s, b, n in rows if b is None or n is None]
     if missing:
         for seed in seeds:
-            for folder in found.run_dirs(args.root, args.dataset, args.trainer, args.config,
+            for folder in found.run_dirs(root, args.dataset, args.trainer, args.config,
                                          shots, seed):
                 state = read_run(folder)
                 if not state.finished:
@@ -142,12 +172,12 @@ def table_from_args(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     flagged = None
     try:
         if args.dataset:
             if not (args.trainer and args.config):
-                raise ConfigError("--dataset shows one dataset seed by seed; give --trainer and "
+                raise ConfigError("--per-seed shows one dataset seed by seed; give --trainer and "
                                   "--config too.")
             return single_dataset(args)
         if found.is_seed_folder_parent(args.root):
