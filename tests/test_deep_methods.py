@@ -330,7 +330,10 @@ def test_base2new_script(tmp_path, deep_clip_path):
                       cwd=tmp_path, DATA=str(tmp_path / "data"), OUTPUT=str(out), SEEDS="1",
                       SHOTS="2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    common = f"demo/shots_2/{trainer}/demo/seed1"
+    # the trailing options name the config folder: demo__<their tag>
+    folder, = (out / "base2new/train_base/demo/shots_2" / trainer).iterdir()
+    assert folder.name.startswith("demo__")
+    common = f"demo/shots_2/{trainer}/{folder.name}/seed1"
     (base, new, _), = table_rows(proc.stdout).values()
     assert base == pytest.approx(accuracy(out / "base2new/train_base" / common), abs=0.01)
     assert new == pytest.approx(accuracy(out / "base2new/test_new" / common), abs=0.01)
