@@ -8,6 +8,7 @@ changes both paths of an equivalence test the same way is still caught.
 - TRAINER.SAR.EXCLUDE_SELF reaches the loss the trainer computes.
 - The mean row of the per-dataset table (scripts/base2new.sh) reports the HM of the mean
   base and mean new accuracies, not the mean of the per-seed HMs.
+At the end, guards that mutation testing showed missing (docs/developing.md).
 """
 import json
 import re
@@ -95,10 +96,10 @@ def test_sar_gradient_reaches_the_prompts_through_the_base_classes(build_trainer
 
 
 # -- the trainer's own filter of novel names that are training classes ----------------
-def novel_file(tmp_path, names):
+def novel_file(tmp_path, names, dataset="Caltech101"):
     path = tmp_path / "novel.json"
     path.write_text(json.dumps({"schema": "sar-prompt/novel-classes", "version": 1,
-                                "dataset": "Caltech101", "novel_classes": names,
+                                "dataset": dataset, "novel_classes": names,
                                 "provenance": {"source": "manual", "description": "test"}}))
     return path
 
@@ -185,3 +186,40 @@ def test_the_mean_rows_hm_for_any_seeds(pairs):
     table = format_table([(seed, b, n) for seed, (b, n) in enumerate(pairs, 1)])
     mb, mn = fmean(b for b, _ in pairs), fmean(n for _, n in pairs)
     assert mean_row(table)[2] == f"{2 * mb * mn / (mb + mn):.2f}"
+
+
+# -- more guards, from mutation testing (docs/developing.md) -----------------------------
+def test_a_clean_novel_list_reports_nothing_left_out(build_trainer, tmp_path, capsys):
+    """The log names left-out novel names only when there are some."""
+    path = novel_file(tmp_path, ["tiger", "zebra"])
+    trainer = build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path),
+                            output=tmp_path / "out")
+    assert trainer.sar.num_novel_total == 2
+    assert "are training classes" not in capsys.readouterr().out
+
+
+def test_the_trainer_refuses_a_novel_list_made_for_another_dataset(build_trainer, tmp_path):
+    """The trainer checks that TRAINER.SAR.NOVEL_FILE was made for the run's dataset."""
+    path = novel_file(tmp_path, ["tiger", "zebra"], dataset="OxfordPets")
+    with pytest.raises(NovelClassesError) as err:
+        build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path), output=tmp_path / "out")
+    assert str(path) in str(err.value) and "OxfordPets" in str(err.value)
+    assert "Caltech101" in str(err.value)
+
+
+@pytest.mark.parametrize("num_novel, per_step", [("0", 3), ("1", 1), ("2", 2)])
+def test_the_sar_summary_line(build_trainer, tmp_path, capsys, num_novel, per_step):
+    """The line that says what SAR does in this run: classes, novel per step, settings."""
+    path = novel_file(tmp_path, ["tiger", "hot air balloon", "zebra"])
+    trainer = build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path),
+                            "TRAINER.SAR.NUM_NOVEL", num_novel, output=tmp_path / "out")
+    templates = list(trainer.handcrafted_templates())
+    assert (f"[sar_prompt] SAR: {len(trainer.dm.dataset.classnames)} base + 3 novel classes "
+            f"from {path} (manual), {per_step} novel per step, loss kl, weight 1.0, "
+            f"templates {templates!r}\n") in capsys.readouterr().out
+
+
+def test_seed_zero_seeds_sars_generator(build_trainer, tmp_path):
+    """SEED 0 is a seed like any other (only a negative SEED means nondeterministic)."""
+    trainer = build_trainer("CoOpSAR", seed=0, output=tmp_path / "out")
+    assert trainer.sar.generator.initial_seed() == 0

@@ -120,3 +120,11 @@ def test_component_aligns_base_and_the_sampled_novel_classes_with_each_loss(loss
 def test_a_single_class_has_no_structure_to_align(loss):
     one = torch.ones(1, 1)
     assert float(similarity_alignment_loss(one, one, loss)) == 0.0  # not NaN
+
+
+def test_one_novel_class_per_step_and_the_target_is_never_saved():
+    target = unit(torch.randn(3 + 10, 8))
+    sar = SimilarityAlignment(target, num_base=3, num_novel=1, seed=0)
+    assert len(sar.sample_novel()) == 1
+    # rebuilt from the class names each run: not part of any checkpoint
+    assert sar.state_dict() == {}

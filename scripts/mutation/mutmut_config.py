@@ -9,6 +9,7 @@ tests. The target comes from $SAR_MUTATION_TARGET.
     python scripts/mutation/mutmut_config.py paths TARGET    # the files, comma-separated
     python scripts/mutation/mutmut_config.py runner TARGET   # the tests of all of them
     python scripts/mutation/mutmut_config.py count TARGET    # mutants per file
+    python scripts/mutation/mutmut_config.py report bad_survived   # survivors, as lines
 """
 import ast
 import glob
@@ -175,6 +176,28 @@ def count(name):
         print(f"{len(ids):5d}  {path}" + (f" ({', '.join(functions)})" if functions else ""))
 
 
+def report(status="bad_survived"):
+    """Mutants of a status in .mutmut-cache, each as its changed line. Read-only, so safe
+    while a run is going on (`mutmut show` is not: it rewrites the cache's line numbers from
+    the file on disk, which may hold a mutant then); sources are read from git's HEAD."""
+    import sqlite3
+    import subprocess
+
+    from mutmut import Context, RelativeMutationID, mutate
+
+    rows = sqlite3.connect(".mutmut-cache").execute(
+        "SELECT m.id, f.filename, l.line, l.line_number, m.\"index\" FROM mutant m "
+        "JOIN line l ON m.line = l.id JOIN sourcefile f ON l.sourcefile = f.id "
+        "WHERE m.status = ? ORDER BY m.id", (status,)).fetchall()
+    for pk, path, line, number, index in rows:
+        source = subprocess.run(["git", "show", f"HEAD:{path}"], capture_output=True,
+                                text=True, check=True).stdout
+        mutated, _ = mutate(Context(source=source, filename=path, mutation_id=RelativeMutationID(
+            line=line, index=index, line_number=number)))
+        new = mutated.split("\n")[number]
+        print(f"{pk:4d} {path}:{number + 1}\n       - {line.strip()}\n       + {new.strip()}")
+
+
 if __name__ == "__main__":
     what, name = sys.argv[1], sys.argv[2]
     if what == "paths":
@@ -183,5 +206,7 @@ if __name__ == "__main__":
         print(runner(name))
     elif what == "count":
         count(name)
+    elif what == "report":  # here the second argument is a status
+        report(name)
     else:
         raise SystemExit(f"unknown command {what!r}: paths, runner or count")
