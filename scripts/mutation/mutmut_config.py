@@ -110,7 +110,7 @@ def command(tests):
 
 def runner(name):
     """One pytest run over the tests of every file of the target (mutmut's baseline)."""
-    files, selections = [], []
+    files = []
     for path in target(name):
         tests = tests_for(path)
         if "-k" in tests:  # several -k selections do not combine: run the whole files
