@@ -78,3 +78,53 @@ def test_invalid_options():
         SimilarityAlignment(t, 2, loss="cosine")
     with pytest.raises(ValueError, match="temperature"):
         SimilarityAlignment(t, 2, temperature=0)
+
+
+def reference_kl(s_learned, s_target, tau):
+    """KL(target || learned) of the softmax rows without the diagonal, in log space."""
+    n, total = s_learned.shape[0], 0.0
+    for i in range(n):
+        idx = [j for j in range(n) if j != i]
+        log_p = F.log_softmax(s_target[i, idx] / tau, dim=0)
+        log_q = F.log_softmax(s_learned[i, idx] / tau, dim=0)
+        total += float((log_p.exp() * (log_p - log_q)).sum())
+    return total / n
+
+
+def test_defaults_are_kl_at_clips_temperature_without_the_diagonal():
+    torch.manual_seed(3)
+    shared = torch.randn(1, 8)
+    a, b = unit(shared + 0.5 * torch.randn(5, 8)), unit(shared + 0.5 * torch.randn(5, 8))
+    expected = reference_kl(a @ a.t(), b @ b.t(), 0.01)
+    assert float(similarity_alignment_loss(a @ a.t(), b @ b.t())) == \
+        pytest.approx(expected, rel=1e-4)
+    sar = SimilarityAlignment(b, num_base=3)  # all novel classes, kl, 0.01, no diagonal
+    index = sar.sample_novel()
+    assert index.tolist() == [0, 1]
+    assert float(sar(a[:3], a[3:], index)) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["kl", "l1", "mse"])
+def test_component_aligns_base_and_the_sampled_novel_classes_with_each_loss(loss):
+    torch.manual_seed(2)
+    target = unit(torch.randn(3 + 5, 8))
+    sar = SimilarityAlignment(target, num_base=3, num_novel=2, loss=loss, temperature=0.5)
+    index = torch.tensor([4, 1])
+    base, novel = unit(torch.randn(3, 8)), unit(torch.randn(2, 8))
+    learned, chosen = torch.cat([base, novel]), torch.cat([target[:3], target[3:][index]])
+    expected = similarity_alignment_loss(learned @ learned.t(), chosen @ chosen.t(), loss, 0.5)
+    assert float(sar(base, novel, index)) == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["kl", "l1", "mse"])
+def test_a_single_class_has_no_structure_to_align(loss):
+    one = torch.ones(1, 1)
+    assert float(similarity_alignment_loss(one, one, loss)) == 0.0  # not NaN
+
+
+def test_one_novel_class_per_step_and_the_target_is_never_saved():
+    target = unit(torch.randn(3 + 10, 8))
+    sar = SimilarityAlignment(target, num_base=3, num_novel=1, seed=0)
+    assert len(sar.sample_novel()) == 1
+    # rebuilt from the class names each run: not part of any checkpoint
+    assert sar.state_dict() == {}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mutation testing of the method core: mutmut changes one operator, constant or name at a
+# time in the code and runs the fast tests of that file; a mutant the tests do not notice
+# ("survived") is a behaviour no test checks. Slow (minutes to hours): not part of CI.
+#
+# Usage: bash scripts/mutation.sh [TARGET]
+#   TARGET  all (default): sar + trainers + modeling + results
+#           sar       the SAR component: sar_prompt/sar.py, trainers/sar.py
+#           steps     the trainers' step code (the step methods in trainers/*.py)
+#           core      sar + steps
+#           trainers | modeling | results
+#           FILE      one file, e.g. trainers/kgcoop.py
+#   Targets and each file's tests: scripts/mutation/mutmut_config.py.
+# Afterwards: .venv/bin/mutmut results (survivors), .venv/bin/mutmut show ID (a mutant's diff).
+# Results are cached in .mutmut-cache: a rerun tests only what changed (delete it to start
+# afresh). The files are mutated in place: let the run finish or stop it with Ctrl-C.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+VENV="${VENV:-$REPO/.venv}"
+TARGET="${1:-all}"
+PY="$VENV/bin/python"
+[ -x "$PY" ] || { echo "error: no virtual environment at $VENV; run bash scripts/setup.sh --no-dassl first" >&2; exit 2; }
+if ! "$PY" -c "import mutmut, pytest" 2>/dev/null; then
+  "$PY" -m pip install --disable-pip-version-check -q -e "$REPO[dev]"
+fi
+
+CONFIG="$REPO/scripts/mutation/mutmut_config.py"
+export SAR_MUTATION_TARGET="$TARGET" SAR_MUTATION_PYTHON="$PY"
+PATHS="$("$PY" "$CONFIG" paths "$TARGET")"
+RUNNER="$("$PY" "$CONFIG" runner "$TARGET")"
+IFS=, read -r -a FILES <<< "$PATHS"
+if ! git diff --quiet -- "${FILES[@]}"; then
+  echo "error: uncommitted changes in $PATHS: commit or stash them first (mutmut edits these files in place)" >&2
+  exit 2
+fi
+restore() {  # a run stopped between mutating a file and restoring it leaves FILE.bak
+  for f in "${FILES[@]}"; do
+    if [ -f "$f.bak" ]; then mv "$f.bak" "$f"; echo "restored $f" >&2; fi
+  done
+}
+trap restore EXIT INT TERM
+echo "mutation target $TARGET:"
+"$PY" "$CONFIG" count "$TARGET"
+# mutmut finds its hook module, mutmut_config, on the path
+export PYTHONPATH="$REPO/scripts/mutation${PYTHONPATH:+:$PYTHONPATH}"
+status=0
+"$VENV/bin/mutmut" run --paths-to-mutate "$PATHS" --tests-dir tests --runner "$RUNNER" \
+  --simple-output || status=$?
+"$VENV/bin/mutmut" results || true
+exit "$status"
