@@ -11,10 +11,13 @@
 #           trainers | modeling | results
 #           FILE      one file, e.g. trainers/kgcoop.py
 #   Targets and each file's tests: scripts/mutation/mutmut_config.py.
-# Afterwards: .venv/bin/mutmut results (survivors), .venv/bin/mutmut show ID (a mutant's diff).
+# Afterwards: .venv/bin/python scripts/mutation/mutmut_config.py report (the survivors);
+# .venv/bin/mutmut show ID (a mutant's diff) only once the run has ended.
 # Results are cached in .mutmut-cache: a rerun tests only what changed (delete it to start
 # afresh). The files are mutated in place: let the run finish or stop it with Ctrl-C.
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 VENV="${VENV:-$REPO/.venv}"

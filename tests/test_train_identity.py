@@ -2,6 +2,7 @@
 refused (exit 2, every differing key named, nothing touched) unless --move-aside; a
 finished run asked for again is reported, not redone; a folder of unknown origin is
 refused; a folder another process writes is refused with its holder named."""
+import io
 import json
 import subprocess
 import sys
@@ -10,7 +11,27 @@ import textwrap
 import pytest
 
 from conftest import REPO, TINY_TRAINER_OPTS
-from sar_prompt import train
+from sar_prompt import train as train_module
+
+
+class train:
+    """train.py in this process. Dassl's setup_logger replaces sys.stdout with a tee over
+    the stream it finds (pytest's capture of that moment) that closes that stream when it
+    is collected: detach the tee, then put the streams back."""
+
+    @staticmethod
+    def main(args):
+        streams = sys.stdout, sys.stderr
+        try:
+            return train_module.main(args)
+        finally:
+            tee = sys.stdout
+            if tee is not streams[0] and hasattr(tee, "console"):
+                if getattr(tee, "file", None) is not None:
+                    tee.file.close()
+                    tee.file = None
+                tee.console = io.StringIO()
+            sys.stdout, sys.stderr = streams
 
 
 def argv(root, clip, out, *opts):
