@@ -136,6 +136,7 @@ def sweep_rows(stdout):
     return rows
 
 
+@pytest.mark.slow  # the sweep's folders, rows and skips: test_runner_identity.py, faster
 def test_demo_sweep_runs_each_point_in_its_own_folders_once(tmp_path):
     env = dict(DATA=str(tmp_path / "data"), OUTPUT=str(tmp_path / "out"), SEEDS="1")
     sweep = ["--sweep", "TRAINER.SAR.WEIGHT", "0,50"]

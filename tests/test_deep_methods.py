@@ -318,6 +318,7 @@ def test_maple_base_checkpoint_evaluates_new_classes(build_deep, tmp_path):
     assert result["subsample_classes"] == "new" and result["accuracy"] == pytest.approx(accuracy)
 
 
+@pytest.mark.slow  # the script itself: test_base2new_script.py; PromptSRC's GPA: above
 def test_base2new_script(tmp_path, deep_clip_path):
     """scripts/base2new.sh with PromptSRCSAR: train on the base classes, evaluate the final
     (aggregated) checkpoint on the new ones, print the table (demo dataset, 2 shots, 1 epoch)."""
