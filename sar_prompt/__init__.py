@@ -14,8 +14,15 @@ whichever it imports first, and the Dassl-free tools (`python -m sar_prompt.resu
 import importlib.abc
 import importlib.util
 import sys
+import warnings
 
 __version__ = "0.1.0"
+
+# Dassl imports wilds, whose import starts `outdated`'s check of wilds' own version in a
+# background thread; that thread imports pkg_resources, whose deprecation warning would land
+# in every run's output (console.txt) long after any import-time filter is gone. Only
+# warnings issued from the `outdated` module are silenced: they never concern the run.
+warnings.filterwarnings("ignore", module="outdated")
 
 from .config import extend_cfg  # noqa: E402
 
