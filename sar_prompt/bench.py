@@ -17,7 +17,6 @@ the progress bars on / off (default: when stderr is a terminal).
 """
 import argparse
 import os
-import re
 import shlex
 import sys
 from dataclasses import replace
@@ -27,14 +26,10 @@ from . import preflight
 from .errors import ConfigError, SarPromptError
 from .protocol import PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
 from .run_result import last_checkpoint_epoch, read_run
-from .vocabulary import env_help, setting
+from .vocabulary import env_help, setting, words
 
 DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accuracies only show "
              "that\n== the pipeline runs end to end; they say nothing about any method.")
-
-
-def _words(value):
-    return [w for w in re.split(r"[\s,]+", value or "") if w]
 
 
 def build_parser():
@@ -44,7 +39,7 @@ def build_parser():
     p.add_argument("protocol", choices=PROTOCOLS)
     p.add_argument("trainer", help="a registered trainer (CoOp, CoOpSAR, KgCoOpSAR, ...)")
     p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config options for every run")
-    p.add_argument("--datasets", nargs="+", default=_words(setting("datasets")),
+    p.add_argument("--datasets", nargs="+", default=words(setting("datasets")),
                    help=f"datasets (xd/dg: targets) [{env_help('datasets')}; all of the "
                         "protocol's]")
     # seeds, shots and GPUs are read (flag, else environment) and checked in preflight.py
@@ -217,7 +212,7 @@ def main(argv=None):
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    gpus = _words(args.gpus)
+    gpus = words(args.gpus)
     # PROGRESS=1 / 0 forces the progress bars on / off (default: when stderr is a terminal)
     settings = Settings(verbose=args.verbose,
                         progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")),

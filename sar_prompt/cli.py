@@ -5,14 +5,13 @@ working unchanged.
 """
 import argparse
 import importlib
-import re
 import sys
 import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Tuple
 
-from .vocabulary import TERMS
+from .vocabulary import TERMS, words
 
 PROG = "sar-prompt"
 
@@ -128,7 +127,7 @@ def split_trainers(argv):
                 raise SystemExit(f"{PROG}: error: --trainers needs at least one trainer")
             continue
         if word.startswith("--trainers="):
-            trainers += [w for w in re.split(r"[\s,]+", word.split("=", 1)[1]) if w]
+            trainers += words(word.split("=", 1)[1])
         else:
             rest.append(word)
         i += 1

@@ -24,7 +24,6 @@ changed. Writes diagnose.json and the similarity heatmaps (learned beside hand-c
 (CoCoOp) the learned features are the context's alone (the meta-net's image token off).
 """
 import argparse
-import json
 import math
 import sys
 from pathlib import Path

@@ -261,6 +261,8 @@ def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
     import statistics
 
     from .errors import ConfigError
+    from .results.aggregate import harmonic_mean
+    from .results.records import dataset_order
 
     if not rows:
         raise ConfigError("plot_sweep: no sweep points to plot.")
@@ -268,15 +270,14 @@ def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
     points = sorted(rows, key=lambda r: float(r["value"]))
     xs = [float(r["value"]) for r in points]
     common = set.intersection(*(set(r["datasets"]) for r in points)) - {AVERAGE}
-    names = sorted(common, key=lambda d: (d not in _reference_keys(), _reference_index(d)))
+    names = sorted(common, key=dataset_order)
 
     def average(r):
         if AVERAGE in r["datasets"]:
             return r["datasets"][AVERAGE][index]
         base = statistics.fmean(r["datasets"][d][0] for d in names)
         new = statistics.fmean(r["datasets"][d][1] for d in names)
-        hm = 2 * base * new / (base + new) if base + new else 0.0
-        return (base, new, hm)[index]
+        return (base, new, harmonic_mean(base, new))[index]
 
     plt = _pyplot()
     with plt.rc_context(STYLE):
@@ -298,14 +299,3 @@ def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
         handles, legend_labels = ax.get_legend_handles_labels()
         _legend_below(fig, handles, legend_labels)
         return _save(fig, plt, path)
-
-
-def _reference_keys():
-    from .catalog import ALL
-
-    return [d.key for d in ALL]
-
-
-def _reference_index(key):
-    keys = _reference_keys()
-    return keys.index(key) if key in keys else len(keys)

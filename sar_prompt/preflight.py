@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .protocol import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
+from .vocabulary import lookup, words
 
 
 # -- python -m sar_prompt.bench --------------------------------------------------------------
@@ -25,23 +26,19 @@ def project_trainers():
     return names
 
 
-def _words(value):
-    return [w for w in re.split(r"[\s,]+", value or "") if w]
-
-
 def _source(flag, env):
     """(words, 'where they came from') of a list option: the flag if given, else $env."""
     if flag is not None:
         return list(flag), f"--{env.lower()}"
-    for name in (f"SAR_PROMPT_{env}", env):  # the long name wins (sar_prompt/vocabulary.py)
-        if os.environ.get(name, ""):
-            return _words(os.environ[name]), f"{name}={os.environ[name]!r}"
-    return [], f"{env}=''"
+    variable, value = lookup(env.lower())  # the long name wins (sar_prompt/vocabulary.py)
+    if variable is None:
+        return [], f"{env}=''"
+    return words(value), f"{variable}={value!r}"
 
 
-def _whole_numbers(words, where, what, lowest, example):
+def _whole_numbers(given, where, what, lowest, example):
     numbers = []
-    for word in words:
+    for word in given:
         if not re.fullmatch(r"[+-]?\d+", word):
             raise ConfigError(f"{where}: {word!r} is not a whole number. {what} are whole "
                               f"numbers {lowest} or more, separated by spaces, e.g. {example}.")
@@ -73,12 +70,12 @@ def bench_args(args):
     lists of whole numbers (from the flags, else SEEDS / SHOTS / GPUS), the trainer must be
     one of the project's, and --slurm needs Slurm. Returns `args`."""
     check_trainer(args.trainer)
-    words, where = _source(args.seeds, "SEEDS")
-    args.seeds = _whole_numbers(words, where, "Seeds", 0, 'SEEDS="1 2 3"') or list(DEFAULT_SEEDS)
-    words, where = _source(args.shots, "SHOTS")
-    args.shots = _whole_numbers(words, where, "Shots (images per class)", 1, 'SHOTS="1 2 4 8 16"')
-    words, where = _source(_words(args.gpus) if args.gpus is not None else None, "GPUS")
-    gpus = _whole_numbers(words, where, "GPU ids", 0, 'GPUS="0,1,2,3"')
+    given, where = _source(args.seeds, "SEEDS")
+    args.seeds = _whole_numbers(given, where, "Seeds", 0, 'SEEDS="1 2 3"') or list(DEFAULT_SEEDS)
+    given, where = _source(args.shots, "SHOTS")
+    args.shots = _whole_numbers(given, where, "Shots (images per class)", 1, 'SHOTS="1 2 4 8 16"')
+    given, where = _source(words(args.gpus) if args.gpus is not None else None, "GPUS")
+    gpus = _whole_numbers(given, where, "GPU ids", 0, 'GPUS="0,1,2,3"')
     args.gpus = ",".join(map(str, gpus))
     slurm = args.slurm and args.cluster in (None, "slurm") or args.cluster == "slurm"
     if slurm and not args.dry_run and shutil.which("sbatch") is None:

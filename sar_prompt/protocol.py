@@ -180,6 +180,22 @@ def run_dir(root, phase, dataset, shots, trainer, config, seed):
     return Path(root) / phase / dataset / f"shots_{shots}" / trainer / config / f"seed{seed}"
 
 
+SEED_FOLDER, SHOTS_FOLDER = re.compile(r"seed(-?\d+)"), re.compile(r"shots_(\d+)")
+
+
+def parse_run_dir(path):
+    """(phase, dataset, shots, trainer, config, seed) of a folder laid out as `run_dir` lays
+    it out, or None for any other folder."""
+    parts = Path(path).parts
+    if len(parts) < 6:
+        return None
+    phase, dataset, shots, trainer, config, seed = parts[-6:]
+    seed_match, shots_match = SEED_FOLDER.fullmatch(seed), SHOTS_FOLDER.fullmatch(shots)
+    if phase not in PHASES or not seed_match or not shots_match:
+        return None
+    return phase, dataset, int(shots_match[1]), trainer, config, int(seed_match[1])
+
+
 def protocol_of_root(root):
     """The protocol whose runs a folder holds, judged by its name, or None."""
     root = Path(root)

@@ -11,7 +11,6 @@ import datetime
 import glob
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,19 +66,15 @@ def folder_identity(run_dir):
     seed, trainer, subsample_classes, dataset (its registered name) and, except for
     transfer targets (which use all their images), num_shots. {} for another folder."""
     from .catalog import by_key
-    from .protocol import PHASES
+    from .protocol import PHASES, parse_run_dir
 
-    parts = Path(run_dir).parts
-    if len(parts) < 6:
+    parsed = parse_run_dir(run_dir)
+    if parsed is None or parsed[5] < 0:
         return {}
-    phase, dataset, shots, trainer, _config, seed = parts[-6:]
-    seed_match, shots_match = re.fullmatch(r"seed(\d+)", seed), re.fullmatch(r"shots_(\d+)", shots)
-    if phase not in PHASES or not seed_match or not shots_match:
-        return {}
-    identity = {"seed": int(seed_match.group(1)), "trainer": trainer,
-                "subsample_classes": PHASES[phase][1]}
+    phase, dataset, shots, trainer, _config, seed = parsed
+    identity = {"seed": seed, "trainer": trainer, "subsample_classes": PHASES[phase][1]}
     if phase != "test_all":
-        identity["num_shots"] = int(shots_match.group(1))
+        identity["num_shots"] = shots
     info = by_key(dataset)
     if info is not None:
         identity["dataset"] = info.name

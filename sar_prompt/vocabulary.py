@@ -7,6 +7,7 @@ setting meant for sar-prompt is never overridden by a generic variable of the sa
 """
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -45,16 +46,28 @@ TERMS = {
 }
 
 
-def setting(name, default=None, environ=None):
-    """The environment's value of setting `name` (SAR_PROMPT_<NAME>, else its short
-    variable), or `default` when neither is set or both are empty."""
+def words(value):
+    """The words of a list setting: "1 2 3", "1,2,3" -> ["1", "2", "3"]."""
+    return [w for w in re.split(r"[\s,]+", value or "") if w]
+
+
+def lookup(name, environ=None):
+    """(variable, value) of the environment variable that sets `name`: SAR_PROMPT_<NAME>,
+    else its short variable; (None, None) when neither is set or both are empty."""
     environ = os.environ if environ is None else environ
     term = TERMS[name]
     for variable in (term.env, term.short_env):
         value = environ.get(variable, "") if variable else ""
         if value:
-            return value
-    return default
+            return variable, value
+    return None, None
+
+
+def setting(name, default=None, environ=None):
+    """The environment's value of setting `name` (SAR_PROMPT_<NAME>, else its short
+    variable), or `default` when neither is set or both are empty."""
+    _, value = lookup(name, environ)
+    return default if value is None else value
 
 
 def env_help(name):

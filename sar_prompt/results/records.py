@@ -4,16 +4,13 @@ A protocol root holds `<phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N>` f
 (sar_prompt/protocol.py). `scan` lists every such folder, whatever the dataset's name (the
 demo's, a host suite's), so a table can be built from what is there without naming it.
 """
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import ALL
-from ..protocol import PHASES
+from ..protocol import PHASES, SEED_FOLDER, parse_run_dir
 
-SEED_FOLDER = re.compile(r"seed(-?\d+)$")
-SHOTS_FOLDER = re.compile(r"shots_(\d+)$")
 _REFERENCE_ORDER = {d.key: i for i, d in enumerate(ALL)}
 
 
@@ -35,11 +32,10 @@ def scan(root):
     found = []
     for phase in PHASES:
         for path in root.glob(f"{phase}/*/shots_*/*/*/seed*"):
-            seed, shots = SEED_FOLDER.match(path.name), SHOTS_FOLDER.match(path.parents[2].name)
-            if not (seed and shots and path.is_dir()):
+            parsed = parse_run_dir(path)
+            if parsed is None or not path.is_dir():
                 continue
-            found.append(RunRecord(phase, path.parents[3].name, int(shots[1]), path.parents[1].name,
-                                   path.parent.name, int(seed[1]), path))
+            found.append(RunRecord(*parsed, path))
     return sorted(found, key=lambda r: (r.phase, dataset_order(r.dataset), r.shots, r.trainer,
                                         r.config, r.seed))
 
@@ -103,14 +99,14 @@ def on_disk_summary(records):
 def is_seed_folder_parent(path):
     """Whether `path` directly holds seed*/ run folders (one config's runs)."""
     path = Path(path)
-    return path.is_dir() and any(SEED_FOLDER.match(p.name) and p.is_dir() for p in path.iterdir())
+    return path.is_dir() and any(SEED_FOLDER.fullmatch(p.name) and p.is_dir() for p in path.iterdir())
 
 
 def seed_folders(path):
     """{seed: folder} of the seed*/ folders directly under `path`."""
     out = {}
     for p in Path(path).iterdir():
-        m = SEED_FOLDER.match(p.name)
+        m = SEED_FOLDER.fullmatch(p.name)
         if m and p.is_dir():
             out[int(m[1])] = p
     return dict(sorted(out.items()))
