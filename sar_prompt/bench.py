@@ -187,6 +187,8 @@ def final_table(bench, args, out=None):
     print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
         paths = results.save(table, bench.root / "tables", with_std=True)
     except SarPromptError as exc:  # the runs are kept; only the table could not be written

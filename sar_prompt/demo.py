@@ -1,5 +1,5 @@
 """An offline demo: a tiny generated dataset and a tiny random CLIP, so the whole base-to-new
-pipeline runs on a CPU (about two minutes on a loaded 2-core machine; see README) before any
+pipeline runs on a CPU (under a minute on 2 cores; see README) before any
 data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
 is random.
 

@@ -1,6 +1,8 @@
 """Running jobs (see protocol.py): one after another, or one per GPU from a queue.
 
-Each run is its own `python -m sar_prompt.train` process, as in the CoOp family's scripts.
+Each run is `python -m sar_prompt.train`'s main, as in the CoOp family's scripts, and the
+runs of a job (a seed's training and its evaluations) share one process (run_worker.py:
+start-up costs seconds; a run's numbers do not depend on it).
 A finished run (valid results.json) is skipped; a broken results.json is moved aside and the
 run redone; an interrupted training run resumes from its last saved epoch (Dassl does that
 when its folder holds a checkpoint); a failed run is recorded (failed.json), reported with the
@@ -10,13 +12,14 @@ Every run first takes its folder's lock (run_lock.py; a folder another process i
 is reported `busy`), and the folder must belong to the run's config (run_folder.py): one
 whose fingerprint says otherwise is a `conflict`, reported with the keys that differ, and is
 neither skipped, resumed, run nor marked failed (unless `Settings.move_aside`: it is renamed
-aside and the run starts afresh). The lock passes to the run's own train.py process.
+aside and the run starts afresh). The lock passes to the run's train.py in the worker.
 
 Quiet by default: one line when a run starts and one when it ends (dataset, trainer, seed,
 phase, accuracy, time), a progress bar while it trains (epoch, loss, ETA) when the terminal
 is interactive, and Dassl's full output in each run's log.txt. `verbose` shows it all.
 """
 import datetime
+import json
 import os
 import queue
 import subprocess
@@ -31,6 +34,7 @@ from pathlib import Path
 from . import run_folder, run_lock
 from .errors import SarPromptError
 from .progress import QUIET_ENV, parse_event
+from .run_worker import DEFAULT_ENTRY, EXIT_EVENT
 from .run_result import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
                          mark_failed, read_run)
 
@@ -42,14 +46,19 @@ TAIL_LINES = 20
 class Settings:
     """How to execute runs (picklable: Slurm jobs carry it)."""
     python: str = sys.executable
-    train: tuple = ("-m", "sar_prompt.train")
+    train: str = DEFAULT_ENTRY  # what a run runs: a module or script with main(argv)
     verbose: bool = False
     progress: object = None   # True / False; None: when stderr is a terminal
     env: dict = field(default_factory=dict)
     move_aside: bool = False  # a folder of another config is renamed aside, not refused
 
     def command(self, run, load_epoch=None):
-        return [self.python, *self.train, *run.argv(load_epoch)]
+        """The run as a process of its own (what failed.json records, what a dry run shows)."""
+        entry = [self.train] if self.train.endswith(".py") else ["-m", self.train]
+        return [self.python, *entry, *run.argv(load_epoch)]
+
+    def worker_command(self):
+        return [self.python, "-m", "sar_prompt.run_worker", self.train]
 
 
 @dataclass
@@ -156,54 +165,101 @@ def _tail(path, n=TAIL_LINES):
         return []
 
 
-def spawn(run, settings, console, slot=0, gpu=None, load_epoch=None, active=None, lock=None):
-    """Start the run's process and wait for it: (exit code, lines it printed outside its log).
-    `lock`: the run folder's lock, held here, which the process inherits."""
-    command = settings.command(run, load_epoch)
-    env = dict(os.environ, **settings.env)
-    if lock is not None:
-        env.update(run_lock.handoff_env(lock))
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    Path(run.output_dir).mkdir(parents=True, exist_ok=True)
-    if settings.verbose:
-        proc = subprocess.Popen(command, env=env)
-        if active is not None:
-            active.add(proc)
+class Worker:
+    """The process that runs a job's runs, one after another (run_worker.py): started at the
+    job's first run that needs it, started again if it dies, closed when the job ends."""
+
+    def __init__(self, settings, gpu=None, active=None):
+        self.settings, self.gpu, self.active = settings, gpu, active
+        self.proc = None
+
+    def _start(self):
+        env = dict(os.environ, **self.settings.env)
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
+        if not self.settings.verbose:
+            env[QUIET_ENV] = "1"
+            env["TQDM_DISABLE"] = "1"  # Dassl's own evaluation bar would land in log.txt
+        self.proc = subprocess.Popen(self.settings.worker_command(), env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                     errors="replace")
+        if self.active is not None:
+            self.active.add(self.proc)
+
+    def run(self, argv, env, on_line):
+        """Hand the worker one run; `on_line(line)` for each line it prints; its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
         try:
-            return proc.wait(), []
-        finally:
-            if active is not None:
-                active.discard(proc)
-    env[QUIET_ENV] = "1"
-    env["TQDM_DISABLE"] = "1"  # Dassl's own evaluation bar would land in log.txt
+            self.proc.stdin.write(json.dumps({"argv": list(argv), "env": env}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died at start-up: its output and exit code tell why
+        for line in self.proc.stdout:
+            event = parse_event(line)
+            if event is not None and event.get("kind") == EXIT_EVENT:
+                return int(event.get("code", 1))
+            on_line(line, event)
+        code = self.proc.wait()  # it ended before answering: a crash
+        self._forget()
+        return code or 1
+
+    def _forget(self):
+        if self.active is not None and self.proc is not None:
+            self.active.discard(self.proc)
+        self.proc = None
+
+    def close(self):
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()  # the worker ends when its requests do
+        except OSError:
+            pass
+        for line in self.proc.stdout:  # what it printed while shutting down, if anything
+            sys.stdout.write(line)
+        self.proc.wait()
+        self._forget()
+
+    def terminate(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+            self._forget()
+
+
+def spawn(run, settings, console, slot=0, worker=None, load_epoch=None, lock=None):
+    """Run `run` in the job's worker and wait for it: (exit code, lines it printed outside
+    its log). `lock`: the run folder's lock, held here, which the worker's run inherits."""
+    env = run_lock.handoff_env(lock) if lock is not None else {}
+    Path(run.output_dir).mkdir(parents=True, exist_ok=True)
     tail = deque(maxlen=TAIL_LINES)
     captured = None
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, errors="replace")
-    if active is not None:
-        active.add(proc)
+
+    def on_line(line, event):
+        nonlocal captured
+        if event is not None:
+            console.progress(slot, run, event)
+            return
+        if settings.verbose:
+            console.out.write(line)
+            console.out.flush()
+            return
+        tail.append(line.rstrip("\n"))
+        if captured is None:
+            captured = open(Path(run.output_dir) / CONSOLE_FILE, "a", encoding="utf-8")
+        captured.write(line)
+        captured.flush()
+
     try:
-        for line in proc.stdout:
-            event = parse_event(line)
-            if event is not None:
-                console.progress(slot, run, event)
-                continue
-            tail.append(line.rstrip("\n"))
-            if captured is None:
-                captured = open(Path(run.output_dir) / CONSOLE_FILE, "a", encoding="utf-8")
-            captured.write(line)
-            captured.flush()
-        return proc.wait(), list(tail)
+        return worker.run(run.argv(load_epoch), env, on_line), list(tail)
     except BaseException:  # interrupted: the run must not outlive us
-        proc.terminate()
-        proc.wait()
+        worker.terminate()
         raise
     finally:
         if captured is not None:
             captured.close()
-        if active is not None:
-            active.discard(proc)
         console.finish_bar(slot)
 
 
@@ -234,7 +290,7 @@ def folder_clash(run):
     return run_folder.clash(run.output_dir, requested)
 
 
-def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None, tag=""):
+def execute_run(run, settings, console, slot=0, worker=None, stop=None, tag=""):
     """Run one run unless it is finished (or its folder busy, or another config's); its
     Outcome. The run folder's lock is held throughout."""
     try:
@@ -245,13 +301,13 @@ def execute_run(run, settings, console, slot=0, gpu=None, stop=None, active=None
         return Outcome(run, "busy", detail=f"busy: {run_lock.describe(exc.holder)}")
     held = [lock]
     try:
-        return _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held)
+        return _execute_locked(run, settings, console, slot, worker, stop, tag, held)
     finally:
         for lock in held:
             lock.release()
 
 
-def _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held):
+def _execute_locked(run, settings, console, slot, worker, stop, tag, held):
     lock = held[0]
     clash = folder_clash(run)
     if clash is not None:
@@ -290,7 +346,7 @@ def _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held):
     console.line(f"{index} {tag}{run.label}: {what} -> {run.output_dir}")
     clear_failed(run.output_dir)
     started = time.monotonic()
-    code, printed = spawn(run, settings, console, slot, gpu, load_epoch, active, lock)
+    code, printed = spawn(run, settings, console, slot, worker, load_epoch, lock)
     seconds = time.monotonic() - started
     state = read_run(run.output_dir, expectations(run))
     log = latest_log(run.output_dir)
@@ -315,9 +371,18 @@ def _execute_locked(run, settings, console, slot, gpu, stop, active, tag, held):
 
 
 def execute_job(job, settings, console, slot=0, gpu=None, stop=None, active=None):
-    """Run a job's runs in order; an evaluation whose training failed is `blocked`."""
-    outcomes, failed_training = [], {}  # training folder -> its outcome's status
+    """Run a job's runs in order, in one worker process; an evaluation whose training failed
+    is `blocked`."""
     tag = f"[GPU {gpu}] " if gpu is not None and console.slots > 1 else ""
+    worker = Worker(settings, gpu, active)
+    try:
+        return _execute_runs(job, settings, console, slot, worker, stop, tag)
+    finally:
+        worker.close()
+
+
+def _execute_runs(job, settings, console, slot, worker, stop, tag):
+    outcomes, failed_training = [], {}  # training folder -> its outcome's status
     for run in job.runs:
         if stop is not None and stop.is_set():
             break
@@ -327,7 +392,7 @@ def execute_job(job, settings, console, slot=0, gpu=None, stop=None, active=None
             console.line(f"{console.next_index()} {tag}{run.label}: skipped, its training {why}")
             outcomes.append(Outcome(run, "blocked", detail=f"its training run {why}"))
             continue
-        outcome = execute_run(run, settings, console, slot, gpu, stop, active, tag)
+        outcome = execute_run(run, settings, console, slot, worker, stop, tag)
         outcomes.append(outcome)
         if outcome.status in ("failed", "conflict", "busy") and run.trains:
             failed_training[run.output_dir] = outcome.status

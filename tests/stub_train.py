@@ -9,7 +9,8 @@ Like train.py it writes the run's fingerprint.json (the resolved config, resolve
 train.py's own code, so the runner's identity checks apply), and a TRAINER.SAR.WEIGHT option
 changes its accuracy, so a sweep's points have numbers of their own.
 
-Environment: STUB_FAIL=<dataset> makes that dataset's training fail; STUB_SLEEP=<seconds>.
+Environment: STUB_FAIL=<dataset> makes that dataset's training fail, STUB_DIE=<dataset> its
+process die; STUB_SLEEP=<seconds>.
 """
 import hashlib
 import json
@@ -60,13 +61,22 @@ def main(argv):
     dataset = Path(arg(argv, "--dataset-config-file")).stem
     subsample = opt(argv, "DATASET.SUBSAMPLE_CLASSES", "all")
     eval_only = "--eval-only" in argv
+    if dataset == os.environ.get("STUB_DIE"):
+        os._exit(9)  # a crash that takes its process with it
     from sar_prompt import run_lock  # as train.py: one writer per folder (the runner's lock)
 
     try:
-        run_lock.acquire(out)
+        held = run_lock.acquire(out)
     except run_lock.RunBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:  # the runner's worker goes on to other runs: let go of the folder, as train.py does
+        return _run(argv, out, seed, dataset, subsample, eval_only)
+    finally:
+        held.release()
+
+
+def _run(argv, out, seed, dataset, subsample, eval_only):
     write_fingerprint(argv, out)
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     lock = Path(os.environ["STUB_LOCKS"]) / f"gpu{gpu}.lock" if os.environ.get("STUB_LOCKS") \
@@ -114,6 +124,7 @@ def main(argv):
             acc = accuracy(dataset, seed, subsample, opt(argv, "TRAINER.SAR.WEIGHT"))
             f.write(f"* accuracy: {acc:.2f}%\n")
         (out / "stub_gpu").write_text(gpu)
+        (out / "stub_pid").write_text(str(os.getpid()))
         shots = opt(argv, "DATASET.NUM_SHOTS")
         (out / "results.json").write_text(json.dumps({
             "accuracy": acc, "seed": seed, "subsample_classes": subsample,

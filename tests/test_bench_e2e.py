@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import REPO
 from fixtures import write_dataset
+from sar_prompt import runner
+from sar_prompt.protocol import Benchmark
 from test_base2new_script import TINY_CONFIG
 
 SCRIPT = REPO / "scripts" / "base2new_all.sh"
@@ -110,3 +113,28 @@ def test_compare_and_rerun(benchmark, tmp_path):
     again = subprocess.run(["bash", str(SCRIPT), "CoOp", "MODEL.BACKBONE.PATH", str(clip)],
                            env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished earlier") == 4
+
+
+def _evaluation_lines(folder):
+    log = (folder / "log.txt").read_text()
+    return [line for line in log.splitlines() if line.startswith(("* accuracy", "* macro_f1"))]
+
+
+def test_a_jobs_runs_in_one_process_score_as_in_processes_of_their_own(benchmark, tmp_path):
+    """The runner runs a seed's training and its evaluation in one worker process: the same
+    two runs as `python -m sar_prompt.train` processes of their own give the same numbers
+    (nothing of the training run leaks into the evaluation)."""
+    _, out, env, clip = benchmark
+    solo = Benchmark(protocol="base2new", trainer="CoOpSAR", datasets=("eurosat",), seeds=(1,),
+                     shots=(2,), config=env["CFG"], data=env["DATA"], output=str(tmp_path),
+                     opts=("MODEL.BACKBONE.PATH", str(clip)))
+    train, new = solo.jobs()[0].runs
+    quiet = {k: v for k, v in env.items() if k != "PROGRESS"}
+    for run_, epoch in ((train, None), (new, 1)):
+        proc = subprocess.run(runner.Settings().command(run_, epoch), env=quiet,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for phase, run_ in (("train_base", train), ("test_new", new)):
+        alone, shared = Path(run_.output_dir), run_folder(out, phase, "eurosat", "CoOpSAR")
+        assert accuracy(alone) == accuracy(shared)
+        assert _evaluation_lines(alone) == _evaluation_lines(shared) != []

@@ -398,3 +398,15 @@ def test_figures_are_pdf_svg_png_at_column_width(tmp_path):
     paths = plot_sweep(rows, tmp_path / "sweep")
     assert [p.suffix for p in paths] == [".png", ".pdf", ".svg"]
     assert paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_a_sar_run_without_its_method_gets_a_note_not_a_warning(tmp_path, capsys):
+    """Running only the SAR variant (the demo does) is no problem: the table says how to see
+    what SAR changed as a note, and prints no warning."""
+    write_benchmark(tmp_path, "CoOpSAR")
+    table = build_table(tmp_path, "base2new", ["CoOpSAR"], config="cfg")
+    assert table.warnings == []
+    assert table.notes == ["CoOpSAR has no CoOp beside it: add CoOp to see what SAR changed "
+                           "(CoOpSAR - CoOp)."]
+    write_benchmark(tmp_path, "CoOp")
+    assert build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], config="cfg").notes == []

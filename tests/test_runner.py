@@ -4,6 +4,7 @@ results, failures and their report, quiet output, the dry run, and the Slurm sub
 through submitit's local executor."""
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ CONFIG = REPO / "configs" / "trainers" / "demo.yaml"
 
 
 def settings(**kw):
-    return runner.Settings(python=sys.executable, train=(str(STUB),), progress=False, **kw)
+    return runner.Settings(python=sys.executable, train=str(STUB), progress=False, **kw)
 
 
 def make_bench(tmp_path, protocol="base2new", datasets=("eurosat", "dtd"), seeds=(1, 2), **kw):
@@ -61,6 +62,33 @@ def test_jobs_run_base_then_new_and_report_one_line_per_start_and_end(tmp_path):
     result = json.loads((Path(new.output_dir) / "results.json").read_text())
     assert result["model_dir"] == b.jobs()[0].runs[0].output_dir and result["epoch"] == 2
     assert "** Config **" in (Path(new.output_dir) / "log.txt").read_text()
+
+
+def test_a_jobs_runs_share_one_process_and_each_job_has_its_own(tmp_path, monkeypatch):
+    """Start-up (torch, Dassl, CLIP) costs seconds: a seed's training and evaluation run in
+    one worker process; a crashed worker is replaced for the job's next run."""
+    jobs = make_bench(tmp_path).jobs()
+    outcomes, _ = run(jobs)
+    assert [o.status for o in outcomes] == ["done"] * 8
+    pids = [[(Path(r.output_dir) / "stub_pid").read_text() for r in job.runs] for job in jobs]
+    assert all(len(set(job)) == 1 for job in pids)
+    assert len({job[0] for job in pids}) == len(jobs)
+    assert str(os.getpid()) not in {job[0] for job in pids}
+
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUB_DIE", "eurosat")
+    jobs = make_bench(tmp_path, datasets=("eurosat",), seeds=(1,)).jobs()
+    worker = runner.Worker(settings())
+    try:
+        first = worker.run(jobs[0].runs[0].argv(), {}, lambda *a: None)
+        pid = worker.proc
+        monkeypatch.delenv("STUB_DIE")
+        second = worker.run(jobs[0].runs[0].argv(), {}, lambda *a: None)
+    finally:
+        worker.close()
+    assert first == 9 and pid is None and second == 0
 
 
 def test_finished_runs_are_skipped_broken_ones_redone_interrupted_ones_resumed(tmp_path):

@@ -25,7 +25,7 @@ CONFIG = REPO / "configs" / "trainers" / "demo.yaml"
 def stub_bench(monkeypatch):
     """bench.main with the stub as train.py."""
     monkeypatch.setattr(runner, "Settings", functools.partial(
-        runner.Settings, python=sys.executable, train=(str(STUB),), progress=False))
+        runner.Settings, python=sys.executable, train=str(STUB), progress=False))
 
     def main(tmp_path, *args, config=CONFIG):
         (tmp_path / "data").mkdir(exist_ok=True)  # the stub reads no data, but DATA must exist

@@ -65,6 +65,7 @@ class Table:
     deltas: list = field(default_factory=list)
     problems: list = field(default_factory=list)   # every expected run that is not finished
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)      # advice, not a problem (an unpaired SAR run)
     grouped: bool = False
     configs: dict = field(default_factory=dict)    # trainer -> {dataset: config}
     zero_shot: list = field(default_factory=list)  # trainers evaluated once (nothing trained)
@@ -312,7 +313,7 @@ def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
                 if not group_by_fingerprint:
                     table.warnings += _fingerprint_warnings(f"{dataset} / {trainer}", runs)
     for trainer in unpaired_sar(list(trainers)):
-        table.warnings.append(f"{trainer} has no {method_name(trainer)} beside it: add "
+        table.notes.append(f"{trainer} has no {method_name(trainer)} beside it: add "
                               f"{method_name(trainer)} to see what SAR changed "
                               f"({delta_name(trainer, method_name(trainer))}).")
     if not allow_partial and table.problems:

@@ -209,6 +209,8 @@ def main(argv=None):
         print("\n" + flags_text(*flagged, args.tolerance))
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
     if table.problems:
         print(problems_text(table), file=sys.stderr)
     if args.save:
