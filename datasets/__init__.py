@@ -2,9 +2,9 @@
 their files are and how they are read and checked lives in `sar_prompt.data` (no Dassl)."""
 from dassl.data.datasets import DATASET_REGISTRY
 
-from sar_prompt.registry import register
+from sar_prompt.dassl_glue.registry import register
 
-from .base import SplitDataset
+from .split_dataset import SplitDataset
 from .benchmark import (ALL, UCF101, Caltech101, DescribableTextures, EuroSAT, FGVCAircraft,
                         Food101, ImageNet, ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2,
                         OxfordFlowers, OxfordPets, SARDemo, StanfordCars, SUN397)

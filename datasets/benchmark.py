@@ -3,7 +3,7 @@ offline demo: each is its files description from `sar_prompt.data.layouts` on
 `SplitDataset`, registered under the name the CoOp family uses."""
 from sar_prompt.data import layouts
 
-from .base import SplitDataset
+from .split_dataset import SplitDataset
 
 
 class ImageNet(SplitDataset):

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 # warnings issued from the `outdated` module are silenced: they never concern the run.
 warnings.filterwarnings("ignore", module="outdated")
 
-from .config import extend_cfg  # noqa: E402
+from sar_prompt.config import extend_cfg  # noqa: E402
 
 DASSL_AVAILABLE = importlib.util.find_spec("dassl") is not None
 _registered = False
@@ -36,11 +36,11 @@ def register():
     if _registered:
         return
     _registered = True
-    from . import compat
+    from sar_prompt.dassl_glue import compat
 
     compat.apply()
-    from . import datasets, trainers  # noqa: F401  (registration needs the patched Dassl)
-    from .registry import report_kept
+    from sar_prompt import datasets, trainers  # noqa: F401  (registration needs the patched Dassl)
+    from sar_prompt.dassl_glue.registry import report_kept
 
     report_kept()  # one line for the names a host suite registered first
 

@@ -1,6 +1,6 @@
 """`sar-prompt COMMAND ...` (also `python -m sar_prompt`): every sar-prompt tool behind one
 command and one vocabulary. Each subcommand hands its arguments to a tool's own main(); the
-tools' older entry points (`python -m sar_prompt.bench`, `train.py`, scripts/*.sh) keep
+tools' older entry points (`python -m sar_prompt.orchestration.bench`, `train.py`, scripts/*.sh) keep
 working unchanged.
 """
 import argparse
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Tuple
 
-from .vocabulary import TERMS, words
+from sar_prompt.vocabulary import TERMS, words
 
 PROG = "sar-prompt"
 
@@ -25,24 +25,24 @@ class Subcommand:
 
 
 SUBCOMMANDS = {s.name: s for s in (
-    Subcommand("run", "sar_prompt.bench",
+    Subcommand("run", "sar_prompt.orchestration.bench",
                "run a protocol (base2new, fewshot, xd, dg) for one or more trainers over its "
                "datasets and seeds, then print its table"),
-    Subcommand("base2new", "sar_prompt.bench", "the same as `run base2new`",
+    Subcommand("base2new", "sar_prompt.orchestration.bench", "the same as `run base2new`",
                prefix=("base2new",)),
-    Subcommand("demo", "sar_prompt.bench",
+    Subcommand("demo", "sar_prompt.orchestration.bench",
                "the offline demo: `run base2new CoOpSAR --datasets demo` on a generated "
                "dataset and a tiny random CLIP (under a minute on a CPU)",
                prefix=("base2new",)),
     Subcommand("train", "sar_prompt.train",
                "one training or evaluation run, with CoOp's train.py command line"),
-    Subcommand("results", "sar_prompt.results.cli",
+    Subcommand("results", "sar_prompt.results.tables_cli",
                "result tables (text, markdown, LaTeX, CSV, JSON) and plots from the runs on "
                "disk"),
-    Subcommand("diagnose", "sar_prompt.diagnose",
+    Subcommand("diagnose", "sar_prompt.results.diagnose",
                "how far a trained prompt moved the classes' similarity structure"),
     Subcommand("data", "sar_prompt.data.__main__", "check or download a dataset"),
-    Subcommand("novel", "sar_prompt.novel.cli", "make, cache and check novel-class lists"),
+    Subcommand("novel", "sar_prompt.novel.lists_cli", "make, cache and check novel-class lists"),
 )}
 
 DEMO_TRAINER = "CoOpSAR"
@@ -90,7 +90,7 @@ def _named(module, prog):
     def build_parser(*args, **kwargs):
         parser = original(*args, **kwargs)
         _rename(parser, parser.prog, prog)
-        if module.__name__ == "sar_prompt.bench":  # read by this module; shown in --help
+        if module.__name__ == "sar_prompt.orchestration.bench":  # read by this module; shown in --help
             parser.add_argument("--trainers", nargs="+", metavar="TRAINER",
                                 help="several trainers, run one after the other (instead "
                                      "of TRAINER)")
@@ -136,7 +136,7 @@ def split_trainers(argv):
 
 def with_trainer(argv, trainer):
     """`argv` (PROTOCOL [...]) with `trainer` as the positional after the protocol."""
-    from .protocol import PROTOCOLS
+    from sar_prompt.runs.protocols import PROTOCOLS
 
     for i, word in enumerate(argv):
         if word in PROTOCOLS:
@@ -145,7 +145,7 @@ def with_trainer(argv, trainer):
 
 
 def bench_argvs(sub, argv):
-    """The `python -m sar_prompt.bench` command lines a run / base2new / demo makes: one per
+    """The `python -m sar_prompt.orchestration.bench` command lines a run / base2new / demo makes: one per
     trainer of --trainers, else the one given."""
     trainers, rest = split_trainers(argv)
     if sub.name == "demo":
@@ -158,9 +158,9 @@ def bench_argvs(sub, argv):
 
 def dispatch(sub, argv):
     module = importlib.import_module(sub.module)
-    prog = f"{PROG} {'run' if sub.module == 'sar_prompt.bench' else sub.name}"
+    prog = f"{PROG} {'run' if sub.module == 'sar_prompt.orchestration.bench' else sub.name}"
     with _named(module, prog):
-        if sub.module != "sar_prompt.bench":
+        if sub.module != "sar_prompt.orchestration.bench":
             return module.main(argv)
         argvs = bench_argvs(sub, argv)
         worst = 0
@@ -181,7 +181,7 @@ def main(argv=None):
         print(overview(), end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] == "--version":
-        from . import __version__
+        from sar_prompt import __version__
 
         print(f"{PROG} {__version__}")
         return 0

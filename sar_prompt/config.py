@@ -13,7 +13,7 @@ import numbers
 
 from yacs.config import CfgNode as CN
 
-from .errors import ConfigError
+from sar_prompt.errors import ConfigError
 
 # CoOp-compatible keys (CoOp's own defaults; KgCoOp's W from its base-to-new setting).
 COOP_DEFAULTS = {

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling.transfer import to_device
+from sar_prompt.modeling.transfer import to_device
 
 LOSSES = ("kl", "l1", "mse")
 

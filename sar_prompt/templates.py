@@ -13,7 +13,7 @@
 A trainer's TEMPLATE key (e.g. TRAINER.COOP.TEMPLATE), when set, replaces them with one
 template of the user's.
 """
-from .catalog import template_for
+from sar_prompt.catalog import template_for
 
 STYLES = ("coop", "kgcoop", "promptsrc")
 

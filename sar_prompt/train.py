@@ -15,8 +15,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import lookup
-from .errors import ConfigError, SarPromptError, run_command
+from sar_prompt.config import lookup
+from sar_prompt.errors import ConfigError, SarPromptError, run_command
 
 
 def build_parser():
@@ -191,7 +191,7 @@ def reset_cfg(cfg, args):
 def setup_cfg(args):
     from dassl.config import get_cfg_default
 
-    from . import extend_cfg
+    from sar_prompt import extend_cfg
 
     cfg = get_cfg_default()
     extend_cfg(cfg)
@@ -260,7 +260,7 @@ def check_names(cfg, args=None):
 
 def check_eval_output(cfg, args):
     """An evaluation never silently replaces a finished run's results."""
-    from .run_result import RESULT_FILE
+    from sar_prompt.runs.result_file import RESULT_FILE
 
     existing = Path(cfg.OUTPUT_DIR) / RESULT_FILE
     if existing.exists() and not args.overwrite_results:
@@ -277,7 +277,13 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
-    from . import fingerprint, preflight, progress, run_folder
+    from sar_prompt.runs import fingerprint
+
+    from sar_prompt.orchestration import preflight
+
+    from sar_prompt.runs import progress
+
+    from sar_prompt.runs import ownership as run_folder
 
     quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
@@ -324,7 +330,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def command():
-        from .run_folder import release_claims
+        from sar_prompt.runs.ownership import release_claims
 
         try:
             run(args)

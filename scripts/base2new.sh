@@ -15,7 +15,7 @@
 #   DATA    datasets root [<repo>/data]         OUTPUT  results root [<repo>/output]
 #   SEEDS   seeds ["1 2 3"]                     SHOTS   shots per class [16]
 #   CFG     trainer config: a name under configs/trainers/<TRAINER>/ (or the method's folder
-#           for a SAR variant) or a path to a .yaml file [per method: sar_prompt/protocol.py]
+#           for a SAR variant) or a path to a .yaml file [per method: sar_prompt/runs/protocols.py]
 #   PYTHON  interpreter [<repo>/.venv/bin/python if present, else python]
 #   GPUS    e.g. 0,1,2: one seed per GPU at a time  VERBOSE  1: every run's full output
 #   TAG     name the config folder <config>__TAG instead of by the overrides
@@ -26,7 +26,7 @@
 # Trailing KEY VALUE pairs go to every run and name its config folder
 # (vit_b16_ctxv1__SAR.WEIGHT=5). Finished runs are skipped; unfinished ones resume from their
 # last epoch; a folder holding another config's run is refused unless --move-aside renames
-# it aside (docs/runs.md). The runs are described in sar_prompt/protocol.py; this is
+# it aside (docs/runs.md). The runs are described in sar_prompt/runs/protocols.py; this is
 # `scripts/bench.sh base2new` on one dataset.
 set -euo pipefail
 

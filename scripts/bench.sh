@@ -5,7 +5,7 @@
 #   PROTOCOL   base2new | fewshot | xd (cross-dataset) | dg (domain generalisation)
 #   bash scripts/bench.sh fewshot CoOpSAR --gpus 0,1,2,3
 #   bash scripts/bench.sh xd CoOpSAR --dry-run
-# Options (python -m sar_prompt.bench --help): --data --output --datasets --seeds --shots
+# Options (python -m sar_prompt.orchestration.bench --help): --data --output --datasets --seeds --shots
 #   --config --gpus --dry-run --verbose --table --tag --move-aside --sweep KEY V1,V2, and
 #   --slurm [--partition P --time MIN --wait ...]. Run folders, conflicts, sweeps: docs/runs.md.
 # The same as `sar-prompt run PROTOCOL TRAINER ...` (docs/cli.md).
@@ -30,4 +30,4 @@ export DATA="${DATA:-$REPO/data}" OUTPUT="${OUTPUT:-$REPO/output}"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
 fi
-exec "$PYTHON" -m sar_prompt.bench "$@"
+exec "$PYTHON" -m sar_prompt.orchestration.bench "$@"

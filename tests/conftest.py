@@ -58,7 +58,7 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def tiny_clip_path(tmp_path_factory):
-    from sar_prompt.demo import write_tiny_clip
+    from sar_prompt.orchestration.demo import write_tiny_clip
 
     return write_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny_clip.pt", seed=0)
 
@@ -137,7 +137,7 @@ def build_in_suite(cfg, trainer_config, trainer, clip_path, tmp_path, shots):
     unchanged, then only what a tiny CPU run needs (image size, weights, length)."""
     from dassl.engine import build_trainer
     from dassl.utils import set_random_seed
-    from sar_prompt.demo import prepare
+    from sar_prompt.orchestration.demo import prepare
 
     cfg.merge_from_file(str(REPO / "configs/datasets/demo.yaml"))
     cfg.merge_from_file(str(REPO / "configs/trainers" / trainer_config))

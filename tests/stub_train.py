@@ -45,7 +45,8 @@ def write_fingerprint(argv, out):
 
     sys.meta_path[:] = [f for f in sys.meta_path
                         if type(f).__name__ != "_RegisterWhenDasslLoads"]
-    from sar_prompt import fingerprint, identity
+    from sar_prompt.runs import fingerprint
+    from sar_prompt.runs import identity
 
     trainer = arg(argv, "--trainer")
     fp = identity.requested_from_argv(argv, sar=trainer.endswith("SAR"))
@@ -108,7 +109,7 @@ def _run(argv, out, seed, dataset, subsample, eval_only):
                 for epoch in range(start, max_epoch):
                     for batch in range(1, 3):
                         if quiet:
-                            print("@sar_prompt.progress " + json.dumps(
+                            print("@sar_prompt.runs.progress " + json.dumps(
                                 {"kind": "train", "epoch": epoch, "max_epoch": max_epoch,
                                  "batch": batch, "num_batches": 2, "loss": 1.0 / (batch + epoch)}),
                                 flush=True)

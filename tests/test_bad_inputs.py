@@ -100,7 +100,7 @@ def test_novel_file_for_another_dataset_is_refused(build_trainer, tmp_path):
 
 
 def test_novel_validate_checks_the_dataset(tmp_path, capsys):
-    from sar_prompt.novel.cli import main as novel_main
+    from sar_prompt.novel.lists_cli import main as novel_main
 
     pets = default_path("oxford_pets")
     assert novel_main(["validate", str(pets)]) == EXIT_OK

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO
 from fixtures import write_dataset
-from sar_prompt import runner
-from sar_prompt.protocol import Benchmark
+from sar_prompt.orchestration import runner
+from sar_prompt.runs.protocols import Benchmark
 from test_base2new_script import TINY_CONFIG
 
 SCRIPT = REPO / "scripts" / "base2new_all.sh"

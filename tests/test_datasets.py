@@ -4,7 +4,7 @@ import random
 import pytest
 
 from fixtures import caltech101_classes
-from sar_prompt.datasets.base import Record, sample_few_shot, subsample_classes
+from sar_prompt.datasets.split_dataset import Record, sample_few_shot, subsample_classes
 from sar_prompt.errors import DataError
 
 

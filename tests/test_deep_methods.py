@@ -21,7 +21,7 @@ DEEP = ("OPTIM.MAX_EPOCH", "1", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
-    from sar_prompt.demo import prepare
+    from sar_prompt.orchestration.demo import prepare
 
     root = tmp_path_factory.mktemp("demo_data")
     prepare(root)
@@ -167,7 +167,7 @@ def test_sar_variant_with_weight_zero_is_the_method_bit_for_bit(build_deep, tmp_
 
 def test_promptsrc_final_checkpoint_holds_the_gaussian_aggregate_also_when_resumed(
         build_deep, tmp_path):
-    from sar_prompt.gpa import gaussian_epoch_weights
+    from sar_prompt.modeling.gpa import gaussian_epoch_weights
 
     opts = ("OPTIM.MAX_EPOCH", "3", "TRAINER.PROMPTSRC.GPA_MEAN", "2",
             "TRAINER.PROMPTSRC.GPA_STD", "1", "TEST.NO_TEST", "True", "TRAIN.CHECKPOINT_FREQ", "1")
@@ -283,7 +283,7 @@ def test_reference_config_file_in_a_reference_suite(tmp_path, tmp_path_factory, 
                                                     config):
     """The reference config file unchanged (depth 9, batch 4, ...) on a tiny CLIP with nine
     blocks per encoder; only the image size, weights, data and length are overridden."""
-    from sar_prompt.demo import write_tiny_clip
+    from sar_prompt.orchestration.demo import write_tiny_clip
 
     clip_path = tmp_path_factory.getbasetemp() / "tiny_clip_9.pt"
     if not clip_path.exists():

@@ -22,7 +22,7 @@ NAMES = ["car_side", "grand piano", "ant"]
 @pytest.fixture(scope="session")
 def deep_clip_path(tmp_path_factory):
     """A tiny CLIP with three blocks in each encoder, so deep prompts have blocks to go to."""
-    from sar_prompt.demo import write_tiny_clip
+    from sar_prompt.orchestration.demo import write_tiny_clip
 
     return write_tiny_clip(tmp_path_factory.mktemp("deep_clip") / "tiny_clip_3.pt", seed=0,
                            vision_layers=3, transformer_layers=3)

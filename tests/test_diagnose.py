@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from sar_prompt.diagnose import drift, main
+from sar_prompt.results.diagnose import drift, main
 from sar_prompt.modeling.text_encoder import normalize
 
 
@@ -47,7 +47,7 @@ DEMO_OPTS = ["OPTIM.MAX_EPOCH", "1", "TRAIN.CHECKPOINT_FREQ", "1", "TEST.NO_TEST
 
 
 def train_demo(tmp_path, trainer):
-    from sar_prompt.demo import CLIP_FILE, DEMO_DIR, prepare
+    from sar_prompt.orchestration.demo import CLIP_FILE, DEMO_DIR, prepare
 
     data = tmp_path / "data"
     prepare(data)

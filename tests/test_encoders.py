@@ -24,7 +24,7 @@ def images():
 @pytest.fixture
 def deeper_clip(tiny_clip_path):
     """A tiny CLIP with three vision blocks, so a deep prompt has a block to skip."""
-    from sar_prompt.demo import write_tiny_clip
+    from sar_prompt.orchestration.demo import write_tiny_clip
 
     path = tiny_clip_path.parent / "tiny_clip_3_blocks.pt"
     if not path.exists():

@@ -67,7 +67,7 @@ GOLDEN = {
 
 @pytest.fixture(scope="module")
 def vision2_clip_path(tmp_path_factory):
-    from sar_prompt.demo import write_tiny_clip
+    from sar_prompt.orchestration.demo import write_tiny_clip
 
     return write_tiny_clip(tmp_path_factory.mktemp("clip_v2") / "tiny_clip_vision2.pt", seed=0,
                            vision_layers=2)

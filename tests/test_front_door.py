@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO
 from sar_prompt import bench, cli, diagnose, train, vocabulary  # noqa: F401  (loaded for SHARED)
 from sar_prompt.data import __main__ as data_cli
-from sar_prompt.novel import cli as novel_cli
-from sar_prompt.results import cli as results_cli
+from sar_prompt.novel import lists_cli as novel_cli
+from sar_prompt.results import tables_cli as results_cli
 
 SCRIPTS = sorted((REPO / "scripts").glob("*.sh"))
 ENV_NAMES = [n for n, t in vocabulary.TERMS.items() if t.env]
@@ -63,7 +63,7 @@ def test_console_script_and_python_m_are_the_same_command():
 def test_every_subcommand_help_exits_0_under_its_new_name(name, capsys):
     assert cli.main([name, "--help"]) == 0
     out = capsys.readouterr().out
-    shown = "run" if cli.SUBCOMMANDS[name].module == "sar_prompt.bench" else name
+    shown = "run" if cli.SUBCOMMANDS[name].module == "sar_prompt.orchestration.bench" else name
     assert f"sar-prompt {shown}" in out
 
 
@@ -271,7 +271,7 @@ def test_novel_output_and_its_older_spellings(command):
 
 
 def test_demo_prepare_takes_data_and_root(monkeypatch, tmp_path, capsys):
-    from sar_prompt import demo
+    from sar_prompt.orchestration import demo
 
     given = []
     monkeypatch.setattr(demo, "prepare", lambda root: given.append(root) or tmp_path)
@@ -311,7 +311,7 @@ def test_scripts_read_the_long_environment_names_first(tmp_path):
 # -- one module per name --------------------------------------------------------------------
 def test_one_module_called_protocol():
     found = sorted(p.relative_to(REPO) for p in (REPO / "sar_prompt").rglob("protocol.py"))
-    assert found == [Path("sar_prompt/protocol.py")]
+    assert found == [Path("sar_prompt/runs/protocols.py")]
     from sar_prompt.modeling.learner_interface import PromptLearner, TextPrompts  # noqa: F401
 
 

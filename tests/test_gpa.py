@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sar_prompt.errors import ConfigError
-from sar_prompt.gpa import PromptAggregation, gaussian_epoch_weights
+from sar_prompt.modeling.gpa import PromptAggregation, gaussian_epoch_weights
 
 
 def test_weights_are_normalised_gaussian_densities_over_the_epochs():

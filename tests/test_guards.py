@@ -56,8 +56,12 @@ def step_and_reference(trainer):
     """The trainer's step (its SAR term and the novel classes it sampled) and the prompts'
     features computed again, each set in its own text pass, with their graphs."""
     batch = next(iter(trainer.train_loader_x))
+    before = trainer.sar.generator.get_state()
     out = trainer.step(batch["img"], batch["label"])
-    index = trainer._sar_index
+    after = trainer.sar.generator.get_state()
+    trainer.sar.generator.set_state(before)  # the step's draw, drawn again
+    index = trainer.sar.sample_novel()
+    assert torch.equal(trainer.sar.generator.get_state(), after)
     model, num_base = trainer.model, trainer.sar.num_base
     base = model.text_features()
     novel = model.text_features(trainer.novel_tokens, index)

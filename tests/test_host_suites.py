@@ -105,7 +105,7 @@ HOST_TRAIN = textwrap.dedent("""
 
 @pytest.mark.parametrize("order", ["host-first", "sar_prompt-first"])
 def test_in_a_suite_whose_clip_shadows_openais(tmp_path, tiny_clip_path, order):
-    from sar_prompt.demo import prepare
+    from sar_prompt.orchestration.demo import prepare
 
     host = tmp_path / "host"
     for rel, text in HOST_FILES.items():

@@ -2,9 +2,10 @@
 import pytest
 
 from conftest import REPO
-from sar_prompt import fingerprint, identity
+from sar_prompt.runs import fingerprint
+from sar_prompt.runs import identity
 from sar_prompt.errors import ConfigError
-from sar_prompt.protocol import Benchmark
+from sar_prompt.runs.protocols import Benchmark
 
 
 def test_no_overrides_keep_the_config_name():
@@ -53,7 +54,7 @@ def test_an_explicit_tag_replaces_the_readable_part():
 
 
 def test_demo_weights_are_not_part_of_the_name(tmp_path):
-    from sar_prompt import bench
+    from sar_prompt.orchestration import bench
 
     args = bench.parse(["base2new", "CoOpSAR", "--datasets", "demo", "--data", str(tmp_path)])
     run = bench.benchmark(args).jobs()[0].runs[0]

@@ -53,8 +53,8 @@ def test_registration_whichever_is_imported_first(order):
 
 
 @pytest.mark.parametrize("tool", [["sar_prompt.results", "--help"],
-                                  ["sar_prompt.diagnose", "--help"],
-                                  ["sar_prompt.bench", "--help"],
+                                  ["sar_prompt.results.diagnose", "--help"],
+                                  ["sar_prompt.orchestration.bench", "--help"],
                                   ["sar_prompt.novel", "validate", "--help"],
                                   ["sar_prompt.data", "check", "--help"]])
 def test_tools_import_no_heavy_framework(tool):

@@ -11,11 +11,13 @@ import sys
 import pytest
 
 from conftest import REPO
-from sar_prompt import bench, preflight, results
+from sar_prompt import results
+from sar_prompt.orchestration import bench
+from sar_prompt.orchestration import preflight
 from sar_prompt.errors import ConfigError, DataError, NovelClassesError, SarPromptError
 from sar_prompt.io import DuplicateKeyError, read_json
-from sar_prompt.protocol import Benchmark, run_dir
-from sar_prompt.run_result import read_run
+from sar_prompt.runs.protocols import Benchmark, run_dir
+from sar_prompt.runs.result_file import read_run
 
 DEMO_CONFIG = REPO / "configs" / "trainers" / "demo.yaml"
 
@@ -85,7 +87,7 @@ def test_results_json_with_a_duplicate_key_is_broken(tmp_path):
 
 
 def test_fingerprint_with_a_duplicate_key_is_refused(tmp_path):
-    from sar_prompt import fingerprint
+    from sar_prompt.runs import fingerprint
 
     (tmp_path / fingerprint.FILE).write_text('{"schema": "x", "schema": "y"}')
     with pytest.raises(SarPromptError, match="'schema' appears twice"):
@@ -236,7 +238,7 @@ def test_dry_run_prints_the_epoch_the_evaluation_loads_and_quotes_every_word(tmp
                         "--output", str(tmp_path / "o'ut"), "OPTIM.MAX_EPOCH", "7",
                         "TRAINER.COOP.CTX_INIT", "a photo's $HOME `x` of a"])
     job = bench.benchmark(args).jobs()[0]
-    from sar_prompt.runner import Settings
+    from sar_prompt.orchestration.runner import Settings
 
     settings = Settings()
     expected = [settings.command(job.runs[0]), settings.command(job.runs[1], 7)]
@@ -393,7 +395,7 @@ def test_clip_weights_holding_code_are_refused_with_the_trust_switch(tiny_clip_p
                                                                      monkeypatch):
     import torch
 
-    from sar_prompt.checkpoints import TRUST_ENV
+    from sar_prompt.dassl_glue.checkpoints import TRUST_ENV
     from sar_prompt.errors import WeightsError
     from sar_prompt.modeling.backbone import read_state_dict
 
@@ -414,7 +416,7 @@ def test_clip_weights_holding_code_are_refused_with_the_trust_switch(tiny_clip_p
 def test_checkpoint_refusal_does_not_repeat_torchs_advice(tmp_path):
     import torch
 
-    from sar_prompt import checkpoints
+    from sar_prompt.dassl_glue import checkpoints
     from sar_prompt.errors import CheckpointError
 
     path = tmp_path / "model.pth.tar-1"
@@ -493,7 +495,7 @@ def test_the_trust_key_lets_a_trainer_load_such_clip_weights(build_trainer, tiny
                                                              tmp_path, monkeypatch):
     import torch
 
-    from sar_prompt.checkpoints import TRUST_ENV
+    from sar_prompt.dassl_glue.checkpoints import TRUST_ENV
     from sar_prompt.errors import WeightsError
 
     monkeypatch.delenv(TRUST_ENV, raising=False)

@@ -148,7 +148,8 @@ def test_every_project_writer_respects_the_umask(tmp_path, under_umask, make_cfg
     from dassl.utils import torchtools
 
     import sar_prompt  # noqa: F401  (patches Dassl's save_checkpoint)
-    from sar_prompt import demo, run_result
+    from sar_prompt.orchestration import demo
+    from sar_prompt.runs import result_file as run_result
     from sar_prompt.datasets import Caltech101
     from sar_prompt.novel import build, facts
 
@@ -203,7 +204,7 @@ def test_no_writer_bypasses_sar_prompt_io():
                         r"""\bjson\.dump\(|\btorch\.save\((?!.*,\s*(buf|buffer|f)\)\s*$)""")
     # Not files we keep whole: a console log appended line by line as a run goes (like
     # Dassl's log.txt), and the null device.
-    streams = {("sar_prompt/runner.py", "CONSOLE_FILE"), ("sar_prompt/progress.py", "devnull")}
+    streams = {("sar_prompt/orchestration/runner.py", "CONSOLE_FILE"), ("sar_prompt/runs/progress.py", "devnull")}
     offenders = []
     for folder in ("sar_prompt", "trainers", "datasets"):
         for path in sorted((repo / folder).rglob("*.py")):

@@ -13,7 +13,7 @@ import pytest
 from sar_prompt import classnames
 from sar_prompt.novel import load
 from sar_prompt.novel.build import PROGRESS_FILE
-from sar_prompt.novel.cli import main
+from sar_prompt.novel.lists_cli import main
 from sar_prompt.novel.facts import DOMAINS, all_keys
 from sar_prompt.novel.llm import ANSWER_SCHEMA, load_template
 

@@ -107,7 +107,7 @@ def test_validating_a_shipped_list_imports_no_torch():
     import sys
 
     code = ("import sys\n"
-            "from sar_prompt.novel.cli import main\n"
+            "from sar_prompt.novel.lists_cli import main\n"
             f"assert main(['validate', {str(default_path('caltech101'))!r}]) == 0\n"
             "assert 'sar_prompt._clip_simple_tokenizer' in sys.modules\n"
             "heavy = sorted({'torch', 'clip', 'sar_prompt._openai_clip'} & set(sys.modules))\n"

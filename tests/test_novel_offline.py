@@ -11,7 +11,7 @@ import pytest
 
 from sar_prompt.errors import NovelClassesError
 from sar_prompt.novel import default_path, load
-from sar_prompt.novel.cli import main
+from sar_prompt.novel.lists_cli import main
 from sar_prompt.novel.sources import STOPWORDS, read_names_file, vocab_candidates, wordnet_names
 
 # --- text file ------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sar_prompt import protocol
+from sar_prompt.runs import protocols as protocol
 from sar_prompt.errors import ConfigError
-from sar_prompt.protocol import Benchmark, Method
+from sar_prompt.runs.protocols import Benchmark, Method
 
 CONFIGS = REPO / "configs" / "trainers"
 

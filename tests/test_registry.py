@@ -4,11 +4,11 @@ import textwrap
 
 import sar_prompt  # noqa: F401
 from dassl.utils import Registry
-from sar_prompt.registry import register
+from sar_prompt.dassl_glue.registry import register
 
 
 def test_host_first_keeps_host_object_and_records_it_once(capsys):
-    from sar_prompt.registry import CONFLICTS
+    from sar_prompt.dassl_glue.registry import CONFLICTS
 
     registry = Registry("TEST")
 
@@ -42,7 +42,7 @@ def test_ours_first_then_host_registers_without_crash(capsys):
         pass
 
     assert registry.get("Caltech101") is Caltech101
-    from sar_prompt.registry import CONFLICTS
+    from sar_prompt.dassl_glue.registry import CONFLICTS
 
     assert 'TEST2 "Caltech101"' in CONFLICTS["replaced"]
 
@@ -121,7 +121,7 @@ def test_a_host_suite_with_every_name_taken_gets_one_line():
                      "UCF101"):
             DATASET_REGISTRY.register(type(name, (DatasetBase,), {}))
         import sar_prompt
-        from sar_prompt.registry import CONFLICTS
+        from sar_prompt.dassl_glue.registry import CONFLICTS
         print("KEPT", len(CONFLICTS["kept"]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from sar_prompt import fingerprint
-from sar_prompt.protocol import run_dir
+from sar_prompt.runs import fingerprint
+from sar_prompt.runs.protocols import run_dir
 from sar_prompt.results import build_table, collect, format_table, harmonic_mean, main
 
 # base / new accuracies per seed; the table's numbers below are computed by hand from these
@@ -384,7 +384,7 @@ def test_published_numbers_beside_reproduced_ones_and_flags(tmp_path, capsys):
 def test_figures_are_pdf_svg_png_at_column_width(tmp_path):
     from PIL import Image
 
-    from sar_prompt.plots import plot_deltas, plot_sweep, plot_table
+    from sar_prompt.results.plots import plot_deltas, plot_sweep, plot_table
 
     write_grid(tmp_path)
     table = build_table(tmp_path, "base2new", list(GRID))

@@ -9,11 +9,11 @@ import textwrap
 
 import pytest
 
-from sar_prompt import run_lock
+from sar_prompt.runs import lock as run_lock
 
 HOLD = textwrap.dedent("""
     import sys
-    from sar_prompt import run_lock
+    from sar_prompt.runs import lock as run_lock
     lock = run_lock.acquire(sys.argv[1], command=["holder", "--of", sys.argv[1]])
     print("locked", flush=True)
     sys.stdin.read()  # hold it until the test closes stdin (or kills us)
@@ -64,7 +64,7 @@ def test_a_killed_holders_lock_is_taken_over_and_said_so(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
-    from sar_prompt import run_lock
+    from sar_prompt.runs import lock as run_lock
     try:
         lock = run_lock.acquire(sys.argv[1])
     except run_lock.RunBusy as exc:

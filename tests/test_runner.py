@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sar_prompt import bench, runner
-from sar_prompt.protocol import Benchmark
-from sar_prompt.run_result import read_run
+from sar_prompt.orchestration import bench
+from sar_prompt.orchestration import runner
+from sar_prompt.runs.protocols import Benchmark
+from sar_prompt.runs.result_file import read_run
 from stub_train import accuracy
 
 STUB = Path(__file__).resolve().parent / "stub_train.py"
@@ -32,7 +33,8 @@ def make_bench(tmp_path, protocol="base2new", datasets=("eurosat", "dtd"), seeds
 
 def fingerprint_as(run_, folder=None):
     """The fingerprint.json a run of `run_`'s config writes (its identity part)."""
-    from sar_prompt import fingerprint, identity
+    from sar_prompt.runs import fingerprint
+    from sar_prompt.runs import identity
 
     fp = identity.requested_from_argv(run_.argv())
     fp.update(schema=fingerprint.SCHEMA, version=fingerprint.VERSION)
@@ -229,7 +231,7 @@ def test_bench_errors_are_clear(tmp_path, capsys):
 
 def test_slurm_submission_with_submitits_local_executor(tmp_path, monkeypatch):
     submitit = pytest.importorskip("submitit")
-    from sar_prompt.slurm import SlurmOptions, submit, wait
+    from sar_prompt.orchestration.slurm import SlurmOptions, submit, wait
 
     # the tasks run the runner and the stub only: spare them importing the Dassl test double
     monkeypatch.setenv("PYTHONPATH", "")

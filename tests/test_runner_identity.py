@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sar_prompt import bench, results, runner
-from sar_prompt.protocol import Benchmark
+from sar_prompt import results
+from sar_prompt.orchestration import bench
+from sar_prompt.orchestration import runner
+from sar_prompt.runs.protocols import Benchmark
 from stub_train import accuracy
 from test_runner import STUB, settings
 
@@ -106,7 +108,7 @@ def test_an_evaluation_folder_is_checked_too(tmp_path):
 
 HOLD = textwrap.dedent("""
     import sys
-    from sar_prompt import run_lock
+    from sar_prompt.runs import lock as run_lock
     run_lock.acquire(sys.argv[1], command=["someone", "else"])
     print("locked", flush=True)
     sys.stdin.read()

@@ -4,7 +4,7 @@ gradients of the plain pass."""
 import pytest
 import torch
 
-from sar_prompt.demo import TINY_CLIP
+from sar_prompt.orchestration.demo import TINY_CLIP
 from sar_prompt.modeling.backbone import import_clip
 from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
 from sar_prompt.modeling.context_prompt import ContextPromptLearner

@@ -128,7 +128,7 @@ def test_a_folder_with_work_but_no_fingerprint_is_refused(finished, tmp_path, ca
 
 HOLD = textwrap.dedent("""
     import sys
-    from sar_prompt import run_lock
+    from sar_prompt.runs import lock as run_lock
     run_lock.acquire(sys.argv[1], command=["python", "train.py", "--the-other-one"])
     print("locked", flush=True)
     sys.stdin.read()

@@ -157,7 +157,7 @@ def test_no_real_class_name_is_screened_out():
 
 
 def test_validate_reports_implausible_names_in_an_existing_list(tmp_path, capsys):
-    from sar_prompt.novel.cli import main
+    from sar_prompt.novel.lists_cli import main
 
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({
@@ -174,7 +174,7 @@ def test_validate_reports_implausible_names_in_an_existing_list(tmp_path, capsys
 
 def test_the_sar_trainer_warns_about_such_names_as_validate_reports_them(build_trainer, tmp_path,
                                                                          capsys):
-    from sar_prompt.novel.cli import main
+    from sar_prompt.novel.lists_cli import main
 
     path = tmp_path / "caltech101.json"
     path.write_text(json.dumps({

@@ -89,7 +89,7 @@ def test_the_installed_copy_runs_a_dry_run_from_another_directory(site, tmp_path
     proc = installed(site, tmp_path, "-c", "import sar_prompt; print(sar_prompt.__file__)")
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).resolve().is_relative_to(site.resolve())
-    proc = installed(site, tmp_path, "-m", "sar_prompt.bench", "base2new", "CoOpSAR",
+    proc = installed(site, tmp_path, "-m", "sar_prompt.orchestration.bench", "base2new", "CoOpSAR",
                      "--datasets", "caltech101", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     config = site / "sar_prompt" / "configs" / "trainers" / "CoOp" / "vit_b16_ctxv1.yaml"
@@ -100,7 +100,7 @@ def test_the_installed_copy_runs_a_dry_run_from_another_directory(site, tmp_path
 def test_the_installed_copy_runs_the_demo(site, tmp_path):
     before = files_under(site)
     data, output = tmp_path / "data", tmp_path / "output"
-    proc = installed(site, tmp_path, "-m", "sar_prompt.bench", "base2new", "CoOpSAR",
+    proc = installed(site, tmp_path, "-m", "sar_prompt.orchestration.bench", "base2new", "CoOpSAR",
                      "--datasets", "demo", "--seeds", "1", "--data", str(data),
                      "--output", str(output), "--table", "seeds")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

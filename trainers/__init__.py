@@ -2,7 +2,7 @@
 method + the SAR component), and zero-shot CLIP."""
 from dassl.engine import TRAINER_REGISTRY
 
-from sar_prompt.registry import register
+from sar_prompt.dassl_glue.registry import register
 
 from .cocoop import CoCoOp
 from .coop import CoOp

@@ -12,8 +12,8 @@ class KgCoOp(CoOp):
         self.handcrafted = self.handcrafted_features(self.dm.dataset.classnames,
                                                      "dataset class names")
 
-    def step(self, image, label):
-        out = super().step(image, label)
+    def step(self, image, label, extra_text=()):
+        out = super().step(image, label, extra_text)
         learned = out.class_text_features
         cos = (learned * self.handcrafted.to(learned.dtype)).sum(dim=-1)
         out.terms["kg"] = (self.method_cfg.W, 1.0 - cos.mean())

@@ -8,13 +8,13 @@ keep the prompted model close to the frozen CLIP:
 - KL from the frozen model's logits to the prompted ones, summed and divided by the
   number of logits (weight 1).
 The frozen image features come from the same CLIP run without prompts, without a graph.
-The final prompts are the Gaussian-weighted aggregate over epochs (`sar_prompt.gpa`).
+The final prompts are the Gaussian-weighted aggregate over epochs (`sar_prompt.modeling.gpa`).
 Reads TRAINER.PROMPTSRC.* (as PromptSRC's repository declares them).
 """
 import torch
 import torch.nn.functional as F
 
-from sar_prompt.gpa import PromptAggregation, gaussian_epoch_weights
+from sar_prompt.modeling.gpa import PromptAggregation, gaussian_epoch_weights
 from sar_prompt.modeling.deep_prompt import (IndependentPromptLearner, check_prompt_depth,
                                              context_init)
 from sar_prompt.modeling.text_encoder import normalize
@@ -61,8 +61,8 @@ class PromptSRC(PromptTuningTrainer):
                                                               "dataset class names")
         return self._frozen_text
 
-    def step(self, image, label):
-        out = super().step(image, label)
+    def step(self, image, label, extra_text=()):
+        out = super().step(image, label, extra_text)
         model, c = self.model, self.method_cfg
         frozen_text = self.frozen_text_features()
         with torch.no_grad():

@@ -67,7 +67,6 @@ class SARMixin:
         # (KgCoOp's term, PromptSRC's), whichever asks first, so WEIGHT 0 is the method
         self.handcrafted_features(base, "dataset class names")
         target = self.handcrafted_features(base + names, f"class names and {path}")
-        self._sar_index = None  # the novel classes sampled for the current step
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
         self.sar = SimilarityAlignment(
@@ -83,12 +82,12 @@ class SARMixin:
               f"({novel_list.provenance.get('source')}), {per_step} novel per step, "
               f"loss {sar_cfg.LOSS}, weight {sar_cfg.WEIGHT}{condition}, templates {shown}")
 
-    def sar_class_features(self, out, index):
+    def sar_class_features(self, out, index, novel=None):
         """The learnable prompts' class text features SAR aligns: base (C, E), from the
-        step's output where possible, and the sampled novel classes `index` (k, E)."""
+        step's output where possible, and the sampled novel classes `index` (k, E):
+        `novel` when they ran in the step's own text pass, else encoded here."""
         model = self.model
-        if out.extra_text:  # the novel classes ran in the step's own text pass
-            novel = out.extra_text[0]
+        if novel is not None:
             return out.class_text_features, (mean_over_images(novel) if novel.dim() == 3
                                               else novel)
         if not model.conditioned:
@@ -106,28 +105,28 @@ class SARMixin:
     def random_generators(self):
         return {**super().random_generators(), "sar": self.sar.generator}
 
-    def extra_text_requests(self):
-        """The sampled novel classes join the method's own text pass when SAR trains and
-        reads the same features as the method (not for CoCoOp's other CONDITION modes)."""
-        index = self._sar_index
-        joins = (index is not None and self.cfg.TRAINER.SAR.WEIGHT != 0
-                 and torch.is_grad_enabled()
-                 and (not self.model.conditioned or self.cfg.TRAINER.SAR.CONDITION == "each_image"))
-        return [*super().extra_text_requests(), *([(self.novel_tokens, index)] if joins else [])]
+    def novel_in_text_pass(self):
+        """Whether the sampled novel classes join the method's own text pass: when SAR
+        trains and reads the same features as the method (not CoCoOp's other CONDITION
+        modes)."""
+        return (self.cfg.TRAINER.SAR.WEIGHT != 0 and torch.is_grad_enabled()
+                and (not self.model.conditioned
+                     or self.cfg.TRAINER.SAR.CONDITION == "each_image"))
 
-    def step(self, image, label):
+    def step(self, image, label, extra_text=()):
         """The method's step plus the SAR term. With WEIGHT 0 the term is a diagnostic: it
         is computed, without gradients, only on the steps whose losses are printed."""
         weight = self.cfg.TRAINER.SAR.WEIGHT
-        active = weight != 0 or self.logged_this_step()
+        if not (weight != 0 or self.logged_this_step()):
+            return super().step(image, label, extra_text)
         # sampled on the CPU by SAR's own generator: the prompts' lengths are known there
-        self._sar_index = self.sar.sample_novel() if active else None
-        out = super().step(image, label)
-        if not active:
-            return out
-        index = self._sar_index
+        index = self.sar.sample_novel()
+        joins = self.novel_in_text_pass()
+        requests = [*extra_text, *([(self.novel_tokens, index)] if joins else [])]
+        out = super().step(image, label, requests)
+        novel = out.extra_text[len(extra_text)] if joins else None
         with torch.set_grad_enabled(weight != 0 and torch.is_grad_enabled()):
-            base_features, novel_features = self.sar_class_features(out, index)
+            base_features, novel_features = self.sar_class_features(out, index, novel)
             if weight == 0:
                 base_features = base_features.detach()
             out.terms["sar"] = (weight, self.sar(base_features, novel_features, index))

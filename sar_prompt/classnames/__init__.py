@@ -8,7 +8,7 @@ Files: `<dataset key>.txt`, one class name per line, exactly as the split files 
 import math
 from importlib import resources
 
-from ..catalog import by_key
+from sar_prompt.catalog import by_key
 
 
 def available():

@@ -6,7 +6,7 @@ import sys
 
 def _data_root():
     """--data: required unless $SAR_PROMPT_DATA or $DATA names the folder."""
-    from ..vocabulary import env_help, setting
+    from sar_prompt.vocabulary import env_help, setting
 
     root = setting("data")
     return dict(required=root is None, default=root,
@@ -39,18 +39,18 @@ def main(argv=None):
     """Exit status, as every sar_prompt command: 0 done (the dataset is complete and sound),
     2 a problem you can fix (bad arguments, a broken dataset, manual steps left: the message
     or report says what to do), 130 interrupted, 1 anything unexpected."""
-    from ..errors import EXIT_OK, EXIT_USER, run_command
+    from sar_prompt.errors import EXIT_OK, EXIT_USER, run_command
 
     args = build_parser().parse_args(argv)
 
     def command():
         if args.command == "check":
-            from .doctor import check
+            from sar_prompt.data.doctor import check
 
             report = check(args.dataset, args.root, deep=args.deep, shots=args.shots)
             print(report.render())
             return EXIT_OK if report.ok else EXIT_USER
-        from .download import download
+        from sar_prompt.data.download import download
 
         complete = download(args.dataset, args.root, mirror=args.mirror,
                             keep_archives=args.keep_archives) == 0

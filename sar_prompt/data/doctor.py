@@ -6,10 +6,10 @@ counts per split and per base/new half, and warns where NUM_SHOTS exceeds what a
 """
 from pathlib import Path
 
-from ..errors import DataError
-from .layouts import files_for
-from .records import SPLITS, class_halves
-from .report import Report, error
+from sar_prompt.errors import DataError
+from sar_prompt.data.layouts import files_for
+from sar_prompt.data.records import SPLITS, class_halves
+from sar_prompt.data.report import Report, error
 
 
 def check(name, root, deep=False, shots=16):

@@ -24,8 +24,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
-from ..errors import DataError
-from ..io import (atomic_write_bytes, current_umask, loads_json, partial_path,
+from sar_prompt.errors import DataError
+from sar_prompt.io import (atomic_write_bytes, current_umask, loads_json, partial_path,
                   resumable_writer)
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
@@ -334,8 +334,8 @@ def unpack(resource, archive, dataset_path):
 def download(name, root, mirror="", keep_archives=False, fetch=None, log=print):
     """Fetch, verify and unpack dataset `name` under `root`; 0 when complete, 1 when manual
     steps remain. `fetch(resource, dest)` replaces the network (tests)."""
-    from .doctor import check
-    from .layouts import files_for
+    from sar_prompt.data.doctor import check
+    from sar_prompt.data.layouts import files_for
 
     ds = files_for(name)(root)
     key = ds.catalog_key

@@ -17,14 +17,14 @@ import json
 import random
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from ..catalog import by_name
-from ..classnames import class_names
-from ..errors import DataError
-from ..io import DuplicateKeyError, atomic_write_json, loads_json
-from . import images as image_check
-from .layout import missing_entry, root_problems
-from .records import SPLITS, Record, group_by_label, sample_few_shot
-from .report import error, examples, raise_errors, warning
+from sar_prompt.catalog import by_name
+from sar_prompt.classnames import class_names
+from sar_prompt.errors import DataError
+from sar_prompt.io import DuplicateKeyError, atomic_write_json, loads_json
+from sar_prompt.data import images as image_check
+from sar_prompt.data.layout import missing_entry, root_problems
+from sar_prompt.data.records import SPLITS, Record, group_by_label, sample_few_shot
+from sar_prompt.data.report import error, examples, raise_errors, warning
 
 FEWSHOT_CACHE_VERSION = 2
 VERIFIED_MEMO = "verified-images.json"

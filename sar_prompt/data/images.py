@@ -15,7 +15,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-from ..io import atomic_write_json
+from sar_prompt.io import atomic_write_json
 
 TAIL_BYTES = 1024
 END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b"\x3b"}

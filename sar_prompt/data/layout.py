@@ -5,7 +5,7 @@ import difflib
 import os
 from pathlib import Path
 
-from .report import error
+from sar_prompt.data.report import error
 
 SEARCH_DEPTH = 3
 

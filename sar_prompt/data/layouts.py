@@ -3,10 +3,10 @@ split JSON are read (ImageNet's class folders and its test-only variants, FGVCAi
 variant lists): only what is special about each, on `DatasetFiles`."""
 import os
 
-from ..errors import DataError
-from .files import DatasetFiles
-from .records import SPLITS, Record, listdir_files
-from .report import error, raise_errors
+from sar_prompt.errors import DataError
+from sar_prompt.data.files import DatasetFiles
+from sar_prompt.data.records import SPLITS, Record, listdir_files
+from sar_prompt.data.report import error, raise_errors
 
 
 # -- the datasets whose records come from one split JSON (`split_zhou_<Name>.json`) ----------
@@ -309,7 +309,7 @@ class SARDemoFiles(DatasetFiles):
     dataset_dir = "sar_demo"
     image_dir = "images"
     split_file = "split_zhou_SARDemo.json"
-    split_source = "`python -m sar_prompt.demo prepare --root DATA`, which generates it"
+    split_source = "`python -m sar_prompt.orchestration.demo prepare --root DATA`, which generates it"
 
 
 # The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
@@ -324,8 +324,8 @@ def files_for(key):
     """The DatasetFiles class of a catalog key (`dtd`) or registry name
     (`DescribableTextures`); an unknown one raises a ConfigError (a KeyError) listing the
     valid keys."""
-    from ..catalog import BENCHMARK, DOMAIN_SHIFT, by_key
-    from ..errors import ConfigError
+    from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT, by_key
+    from sar_prompt.errors import ConfigError
 
     info = by_key(key)
     name = info.name if info else key

@@ -6,7 +6,7 @@ import math
 import os
 from collections import OrderedDict
 
-from ..errors import DataError
+from sar_prompt.errors import DataError
 
 SUBSAMPLES = ("all", "base", "new")
 SPLITS = ("train", "val", "test")

@@ -6,7 +6,7 @@ lists all of them.
 """
 from dataclasses import dataclass, field
 
-from ..errors import DataError
+from sar_prompt.errors import DataError
 
 ERROR = "error"
 WARNING = "warning"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, WeightsError
-from ..io import atomic_writer
-from .bpe import openai_package_dir
+from sar_prompt.errors import ConfigError, WeightsError
+from sar_prompt.io import atomic_writer
+from sar_prompt.modeling.bpe import openai_package_dir
 
 WEIGHTS_ENV = "SAR_PROMPT_CLIP_WEIGHTS"  # a local weights file, for any backbone name
 CACHE_ENV = "SAR_PROMPT_CLIP_CACHE"  # where named weights are cached (default ~/.cache/clip)
@@ -232,7 +232,7 @@ def read_state_dict(file: Path) -> dict:
 def _load_trusted_or_refuse(file, exc):
     """A weights file that needs a full unpickle loads only when the user trusts checkpoint
     code (the same switch as for checkpoints), else it is refused, saying why and how."""
-    from ..checkpoints import _blocked_reason, trust_hint, trusted
+    from sar_prompt.dassl_glue.checkpoints import _blocked_reason, trust_hint, trusted
 
     try:  # what it pickles besides tensors; a file torch cannot even list is not weights
         pickled = torch.serialization.get_unsafe_globals_in_checkpoint(file)

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import WeightsError
+from sar_prompt.errors import WeightsError
 
 CONTEXT_LENGTH = 77  # CLIP's text context, start and end tokens included
 OPENAI_DISTRIBUTIONS = ("openai-clip", "clip")  # PyPI's name; the name of a git install

@@ -8,8 +8,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .context_prompt import ContextPromptLearner
-from .learner_interface import TextPrompts
+from sar_prompt.modeling.context_prompt import ContextPromptLearner
+from sar_prompt.modeling.learner_interface import TextPrompts
 
 
 class ConditionalPromptLearner(ContextPromptLearner):

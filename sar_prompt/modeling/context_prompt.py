@@ -5,11 +5,11 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .bpe import class_prompt_text
-from .learner_interface import TextPrompts
-from .tokens import bpe, eot_positions, shared_prefix_length, tokenize
-from .transfer import to_device
+from sar_prompt.errors import ConfigError
+from sar_prompt.modeling.bpe import class_prompt_text
+from sar_prompt.modeling.learner_interface import TextPrompts
+from sar_prompt.modeling.tokens import bpe, eot_positions, shared_prefix_length, tokenize
+from sar_prompt.modeling.transfer import to_device
 
 DEFAULT_CTX_INIT = "a photo of a"  # what KgCoOp's CTX_INIT=True means
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")

@@ -16,9 +16,9 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .context_prompt import ContextPromptLearner
-from .learner_interface import ImagePrompts, TextPrompts
+from sar_prompt.errors import ConfigError
+from sar_prompt.modeling.context_prompt import ContextPromptLearner
+from sar_prompt.modeling.learner_interface import ImagePrompts, TextPrompts
 
 PROMPT_STD = 0.02  # both references draw their prompts from N(0, 0.02^2)
 MAX_INIT_CTX = 4  # both references initialise the context from CTX_INIT only up to 4 tokens

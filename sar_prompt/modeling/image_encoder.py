@@ -8,7 +8,7 @@ runs them and take no prompts.
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from sar_prompt.errors import ConfigError
 
 
 def per_image(prompt, batch):

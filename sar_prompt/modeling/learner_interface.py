@@ -83,7 +83,7 @@ class PromptLearner(Protocol):
 
     `state_dict()` must hold exactly the learnable tensors a checkpoint needs; keys that a
     reference implementation names differently can be listed in a `reference_keys`
-    attribute ({our key: (reference key, ...)}), see `sar_prompt.reference_state`.
+    attribute ({our key: (reference key, ...)}), see `sar_prompt.dassl_glue.reference_state`.
     """
 
     conditioned: bool

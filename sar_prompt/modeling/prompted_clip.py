@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .image_encoder import ImageEncoder
-from .learner_interface import TextPrompts
-from .text_encoder import normalize
+from sar_prompt.modeling.image_encoder import ImageEncoder
+from sar_prompt.modeling.learner_interface import TextPrompts
+from sar_prompt.modeling.text_encoder import normalize
 
 # Prompts per text-encoder pass when each image has its own prompts for every class:
 # bounds memory (rows x positions x width activations) at evaluation on many classes.

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .tokens import eot_positions, shared_prefix_length, tokenize
-from .transfer import to_device
+from sar_prompt.modeling.tokens import eot_positions, shared_prefix_length, tokenize
+from sar_prompt.modeling.transfer import to_device
 
 
 def normalize(x):

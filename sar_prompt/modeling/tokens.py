@@ -2,9 +2,9 @@
 tokens needs no torch: see bpe.py."""
 import torch
 
-from ..errors import NovelClassesError
-from .backbone import import_clip
-from .bpe import CONTEXT_LENGTH, bpe, token_count, too_long  # noqa: F401  (torch-free)
+from sar_prompt.errors import NovelClassesError
+from sar_prompt.modeling.backbone import import_clip
+from sar_prompt.modeling.bpe import CONTEXT_LENGTH, bpe, token_count, too_long  # noqa: F401  (torch-free)
 
 
 def tokenize(texts, source="prompt", error=NovelClassesError):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import NovelClassesError
+from sar_prompt.errors import NovelClassesError
 
 SCHEMA = "sar-prompt/novel-classes"
 VERSION = 1
@@ -154,7 +154,7 @@ def _check_audit(audit, where):
 
 def load(path, dataset_key="DATASET", dataset_name=None):
     """Read and validate a novel-class file. With `dataset_name`, the file must be for it."""
-    from ..io import DuplicateKeyError, loads_json
+    from sar_prompt.io import DuplicateKeyError, loads_json
 
     path = Path(path)
     if path.is_dir():

@@ -1,6 +1,6 @@
-"""`python -m sar_prompt.novel COMMAND ...`; see sar_prompt/novel/cli.py and docs/novel_classes.md."""
+"""`python -m sar_prompt.novel COMMAND ...`; see sar_prompt/novel/lists_cli.py and docs/novel_classes.md."""
 import sys
 
-from .cli import main
+from sar_prompt.novel.lists_cli import main
 
 sys.exit(main())

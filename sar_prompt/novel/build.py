@@ -10,11 +10,11 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import NovelClassesError
-from ..io import atomic_write_json
-from . import NovelClassList, how_to_make, load, validate
-from . import facts as facts_mod
-from .clean import clean
+from sar_prompt.errors import NovelClassesError
+from sar_prompt.io import atomic_write_json
+from sar_prompt.novel import NovelClassList, how_to_make, load, validate
+from sar_prompt.novel import facts as facts_mod
+from sar_prompt.novel.clean import clean
 
 PROGRESS_FILE = ".novel-progress"  # hidden, and not *.json: never taken for a list or package data
 
@@ -113,7 +113,7 @@ def run(keys, produce, out_dir, force=False, params=None, log=print):
 def _dataset_problems(path, result, dataset_key):
     """The list must be for the dataset it is meant for: `dataset_key` if given, else the
     one its file name says (`oxford_pets.json`), if that is a dataset key."""
-    from ..catalog import by_key
+    from sar_prompt.catalog import by_key
 
     expected = by_key(dataset_key or Path(path).stem)
     if expected is None or expected.name == result.dataset:
@@ -129,9 +129,9 @@ def check_file(path, log=print, dataset_key=None):
     """Validate a written file and, for a dataset with a bundled class list, re-run the
     checks `clean` applies; with `dataset_key`, the file must be for that dataset. Returns
     a list of problems (empty if the file is fine)."""
-    from ..catalog import by_name
-    from .clean import fits_clip, screen
-    from . import normalized
+    from sar_prompt.catalog import by_name
+    from sar_prompt.novel.clean import fits_clip, screen
+    from sar_prompt.novel import normalized
 
     result = load(path)
     problems, expected = _dataset_problems(path, result, dataset_key)

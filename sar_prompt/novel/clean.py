@@ -17,7 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from . import MAX_NAME_CHARS, normalized
+from sar_prompt.novel import MAX_NAME_CHARS, normalized
 
 MAX_CONTEXT_TOKENS = 16  # the longest learnable context the CoOp family uses (CoOp's default)
 MAX_WORDS = 10  # the longest class name of the 11 datasets has 7 ("2012 Ford F-450 Super ...")
@@ -193,7 +193,7 @@ def tidy(raw: str) -> str:
 def fits_clip(names, template):
     """{name: tokens needed} for names that do not fit CLIP's 77 tokens either as
     `template.format(name)` or as the learnable prompt "X*16 name." (start/end included)."""
-    from ..modeling.bpe import CONTEXT_LENGTH, class_prompt_text, token_count  # no torch
+    from sar_prompt.modeling.bpe import CONTEXT_LENGTH, class_prompt_text, token_count  # no torch
 
     context = " ".join(["X"] * MAX_CONTEXT_TOKENS)
     too_long = {}

@@ -6,9 +6,9 @@ on disk). Everything goes through `dataset_facts` and `all_keys`, which tests re
 """
 from dataclasses import dataclass
 
-from .. import classnames
-from ..catalog import BENCHMARK, DEMO, by_key
-from ..errors import NovelClassesError
+from sar_prompt import classnames
+from sar_prompt.catalog import BENCHMARK, DEMO, by_key
+from sar_prompt.errors import NovelClassesError
 
 # The domain of each dataset, as the prompt says it: "an image classification dataset of ...".
 DOMAINS = {

@@ -18,7 +18,7 @@ from importlib import resources
 from string import Template
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import NovelClassesError
+from sar_prompt.errors import NovelClassesError
 
 PROMPT_VERSION = 1
 DEFAULT_MODEL = "gpt-4o"

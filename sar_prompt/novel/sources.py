@@ -8,7 +8,7 @@ import random
 import re
 from pathlib import Path
 
-from ..errors import NovelClassesError
+from sar_prompt.errors import NovelClassesError
 
 # --- file -----------------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ _WORD = re.compile(r"[a-z]{4,12}")
 
 def vocab_candidates():
     """Every word of CLIP's vocabulary that passes VOCAB_FILTER, in vocabulary order."""
-    from ..modeling.bpe import bpe
+    from sar_prompt.modeling.bpe import bpe
 
     encoder = bpe().encoder  # token -> id; ids follow BPE merge order, frequent words first
     whole = [t[:-4] for t, _ in sorted(encoder.items(), key=lambda kv: kv[1])
@@ -76,7 +76,7 @@ def vocab_candidates():
 
 
 def vocab_file_sha256():
-    from ..modeling.bpe import vocabulary_path
+    from sar_prompt.modeling.bpe import vocabulary_path
 
     path = vocabulary_path()
     return path.name, hashlib.sha256(path.read_bytes()).hexdigest()

@@ -33,9 +33,9 @@ The package: `records` collects the runs on disk, `aggregate` turns them into a 
 arithmetic), `formats` renders it (text, markdown, LaTeX, CSV long and wide, JSON),
 `published` holds the published baselines, `cli` is the command line.
 """
-from .aggregate import (AVERAGE, METRICS, Entry, Table, build_table, delta_pairs,  # noqa: F401
+from sar_prompt.results.aggregate import (AVERAGE, METRICS, Entry, Table, build_table, delta_pairs,  # noqa: F401
                         harmonic_mean, trainers_on_disk)
-from .cli import build_parser, main, resolve_root  # noqa: F401
-from .formats import (FORMATS, RENDER, format_table, problems_text, render, save,  # noqa: F401
+from sar_prompt.results.tables_cli import build_parser, main, resolve_root  # noqa: F401
+from sar_prompt.results.formats import (FORMATS, RENDER, format_table, problems_text, render, save,  # noqa: F401
                       title_of, to_csv, to_csv_wide, to_json, to_latex, to_markdown, to_text)
-from .records import collect, run_dirs  # noqa: F401
+from sar_prompt.results.collect import collect, run_dirs  # noqa: F401

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from sar_prompt.results.tables_cli import main
 
 sys.exit(main())

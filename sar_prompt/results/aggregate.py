@@ -16,13 +16,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import fingerprint as fingerprints
-from ..errors import ConfigError, SarPromptError
-from ..protocol import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS, SAR_SUFFIX,
+from sar_prompt.runs import fingerprint as fingerprints
+from sar_prompt.errors import ConfigError, SarPromptError
+from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS, SAR_SUFFIX,
                         TRANSFER_SOURCE, default_config, default_datasets, method_name, run_dir,
                         trains)
-from ..run_result import read_run
-from . import records as found
+from sar_prompt.runs.result_file import read_run
+from sar_prompt.results import collect as found
 
 METRICS = {"base2new": ("base", "new", "hm"), "fewshot": ("accuracy",),
            "xd": ("accuracy",), "dg": ("accuracy",)}

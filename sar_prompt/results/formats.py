@@ -13,8 +13,8 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from ..protocol import dataset_title
-from .aggregate import AVERAGE, METRICS, ZERO_SHOT, delta_name, harmonic_mean
+from sar_prompt.runs.protocols import dataset_title
+from sar_prompt.results.aggregate import AVERAGE, METRICS, ZERO_SHOT, delta_name, harmonic_mean
 
 METRIC_TITLES = {"base": "Base", "new": "New", "hm": "HM", "accuracy": "Acc."}
 DELTA_METRICS = {"base2new": ("new", "hm")}  # the deltas shown (all in CSV / JSON)
@@ -430,7 +430,7 @@ def save(table, folder, name=None, plot=True, with_std=False):
     into `folder`; the paths written."""
     from pathlib import Path
 
-    from ..io import atomic_write_text
+    from sar_prompt.io import atomic_write_text
 
     folder = Path(folder)
     name = name or f"{table.protocol}_" + "_vs_".join(table.trainers)
@@ -440,13 +440,13 @@ def save(table, folder, name=None, plot=True, with_std=False):
             paths.append(atomic_write_text(folder / f"{name}.{EXTENSIONS[fmt]}",
                                            render(table, fmt, with_std)))
         if plot:
-            from ..plots import plot_deltas, plot_table
+            from sar_prompt.results.plots import plot_deltas, plot_table
 
             paths += plot_table(table, folder / name) or []
             if table.deltas and table.protocol == "base2new":
                 paths += plot_deltas(table, folder / f"{name}_delta") or []
     except OSError as exc:
-        from ..errors import OutputError, os_error_message
+        from sar_prompt.errors import OutputError, os_error_message
 
         message = os_error_message(exc)
         if message is None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..catalog import BENCHMARK
-from ..errors import ConfigError
-from ..protocol import method_name
-from .aggregate import AVERAGE, Entry
+from sar_prompt.catalog import BENCHMARK
+from sar_prompt.errors import ConfigError
+from sar_prompt.runs.protocols import method_name
+from sar_prompt.results.aggregate import AVERAGE, Entry
 
 DEFAULT_TOLERANCE = 2.0
 METRICS = ("base", "new", "hm")
@@ -118,7 +118,7 @@ def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE):
 
 
 def flags_text(found, notes, compared, tolerance):
-    from ..protocol import dataset_title
+    from sar_prompt.runs.protocols import dataset_title
 
     lines = []
     if found:

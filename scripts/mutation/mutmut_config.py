@@ -43,13 +43,13 @@ TESTS = {
 
 # file -> None (all of it) or the functions ("Class.method" or "function") to mutate
 STEPS = {
-    "trainers/base.py": ["StepOutput.total", "PromptTuningTrainer.extra_text_requests",
+    "trainers/base.py": ["StepOutput.total",
                          "PromptTuningTrainer.step", "PromptTuningTrainer.logged_this_step",
                          "PromptTuningTrainer.forward_backward"],
     "trainers/kgcoop.py": ["KgCoOp.step"],
     "trainers/promptsrc.py": ["logit_distillation", "PromptSRC.frozen_text_features",
                               "PromptSRC.step"],
-    "trainers/sar.py": ["SARMixin.sar_class_features", "SARMixin.extra_text_requests",
+    "trainers/sar.py": ["SARMixin.sar_class_features", "SARMixin.novel_in_text_pass",
                         "SARMixin.step"],
 }
 

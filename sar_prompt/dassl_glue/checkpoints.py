@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import CheckpointError, MissingCheckpointError
+from sar_prompt.errors import CheckpointError, MissingCheckpointError
 
 TRUST_ENV = "SAR_PROMPT_TRUST_CHECKPOINT_CODE"
 TRUST_KEY = "MODEL.TRUST_CHECKPOINT_CODE"

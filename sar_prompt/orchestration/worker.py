@@ -3,7 +3,7 @@
 Starting Python with torch, Dassl and CLIP takes seconds, often longer than a small run
 itself, so the runner starts one worker per job and hands it the job's runs one at a time:
 
-    python -m sar_prompt.run_worker [ENTRY]        # ENTRY: sar_prompt.train (default), or
+    python -m sar_prompt.orchestration.worker [ENTRY]        # ENTRY: sar_prompt.train (default), or
                                                    # the path of a script with main(argv)
 
 Each line the worker reads on stdin is a request, {"argv": [...], "env": {...}}: it calls
@@ -22,7 +22,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .progress import EVENT_PREFIX
+from sar_prompt.runs.progress import EVENT_PREFIX
 
 DEFAULT_ENTRY = "sar_prompt.train"
 EXIT_EVENT = "exit"

@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import ConfigError
+from sar_prompt.errors import ConfigError
 
 LOCK_FILE = "run.lock"
 HANDOFF_ENV = "SAR_PROMPT_RUN_LOCK"

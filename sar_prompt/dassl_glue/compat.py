@@ -8,7 +8,7 @@ running PyTorch does not need it. What breaks upstream, and what we do:
 2. `torch.load` defaults to `weights_only=True` (torch 2.6). Dassl's checkpoints store the
    warmup scheduler's successor as a pickled object, which that refuses. New checkpoints
    store the successor's state dict instead, and `load_checkpoint` goes through
-   `sar_prompt.checkpoints.load`, which never runs code from a checkpoint: older files'
+   `sar_prompt.dassl_glue.checkpoints.load`, which never runs code from a checkpoint: older files'
    pickled successor comes back as inert data, anything else that needs a full unpickle is
    refused unless the user trusts the file.
 3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from . import checkpoints
+from sar_prompt.dassl_glue import checkpoints
 
 _applied = False
 
@@ -108,7 +108,7 @@ def _patch_save_checkpoint(torchtools):
         import io
         import os.path as osp
 
-        from .io import atomic_write_bytes, atomic_write_text
+        from sar_prompt.io import atomic_write_bytes, atomic_write_text
 
         if remove_module_from_keys:  # as upstream: drop DataParallel's "module." prefix
             state["state_dict"] = type(state["state_dict"])(

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .errors import ConfigError
+from sar_prompt.errors import ConfigError
 
 
 def gaussian_epoch_weights(num_epochs, mean, std):

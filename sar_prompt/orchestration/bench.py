@@ -1,9 +1,9 @@
 """Run a protocol of the CoOp family for one trainer: every dataset, seed (and shots).
 
-    python -m sar_prompt.bench PROTOCOL TRAINER [KEY VALUE ...] [options]
+    python -m sar_prompt.orchestration.bench PROTOCOL TRAINER [KEY VALUE ...] [options]
 
 PROTOCOL is base2new, fewshot, xd (cross-dataset transfer) or dg (domain generalisation);
-see sar_prompt/protocol.py for the runs each makes. scripts/base2new_all.sh,
+see sar_prompt/runs/protocols.py for the runs each makes. scripts/base2new_all.sh,
 scripts/base2new.sh and scripts/bench.sh call this. Trailing KEY VALUE pairs go to every run
 and name its config folder (`vit_b16_ctxv1__SAR.WEIGHT=5`, or `<config>__<TAG>` with --tag);
 `--sweep KEY V1,V2` runs every value (several --sweep: every combination), each point in its
@@ -22,11 +22,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import preflight
-from .errors import ConfigError, SarPromptError
-from .protocol import PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
-from .run_result import last_checkpoint_epoch, read_run
-from .vocabulary import env_help, setting, words
+from sar_prompt.orchestration import preflight
+from sar_prompt.errors import ConfigError, SarPromptError
+from sar_prompt.runs.protocols import PROTOCOLS, TRANSFER_SOURCE, Benchmark, protocol_root
+from sar_prompt.runs.result_file import last_checkpoint_epoch, read_run
+from sar_prompt.vocabulary import env_help, setting, words
 
 DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accuracies only show "
              "that\n== the pipeline runs end to end; they say nothing about any method.")
@@ -34,7 +34,7 @@ DEMO_NOTE = ("== demo: a tiny generated dataset and a tiny RANDOM CLIP. Its accu
 
 def build_parser():
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m sar_prompt.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.orchestration.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("protocol", choices=PROTOCOLS)
     p.add_argument("trainer", help="a registered trainer (CoOp, CoOpSAR, KgCoOpSAR, ...)")
@@ -49,7 +49,7 @@ def build_parser():
     p.add_argument("--config", default=setting("config", ""),
                    help="a config name under configs/trainers/ or a .yaml file "
                         f"[{env_help('config')}; the method's default, see "
-                        "sar_prompt/protocol.py]")
+                        "sar_prompt/runs/protocols.py]")
     p.add_argument("--data", default=setting("data", "data"),
                    help=f"datasets root [{env_help('data')}; ./data]")
     p.add_argument("--output", default=setting("output", "output"),
@@ -111,7 +111,7 @@ def benchmark(args, point=()):
                       output=args.output, opts=tuple(args.opts) + tuple(point),
                       source=args.source, tag=getattr(args, "tag", ""), point=tuple(point))
     if "demo" in bench.datasets:  # the offline demo: its data and tiny CLIP, generated here
-        from .demo import CLIP_FILE, DEMO_DIR
+        from sar_prompt.orchestration.demo import CLIP_FILE, DEMO_DIR
 
         weights = Path(args.data).expanduser().resolve() / DEMO_DIR / CLIP_FILE
         bench = replace(bench, extra_opts={"demo": ("MODEL.BACKBONE.PATH", str(weights))})
@@ -119,7 +119,7 @@ def benchmark(args, point=()):
 
 
 def run_status(run):
-    from .sweep import folder_note
+    from sar_prompt.orchestration.sweep import folder_note
 
     note = folder_note(run)  # busy, or another config's folder
     if note:
@@ -167,13 +167,13 @@ def _quote(word):
 
 
 def final_table(bench, args, out=None):
-    from . import results
+    from sar_prompt import results
 
     out = out or sys.stdout
     print(file=out)
     if args.table == "seeds":
         name = bench.folder_for(bench.datasets[0], bench.shots[0])  # with its overrides
-        from .protocol import trains
+        from sar_prompt.runs.protocols import trains
 
         seeds = bench.seeds if trains(bench.trainer) else bench.seeds[:1]  # zero-shot: once
         rows = results.collect(bench.root, bench.datasets[0], bench.trainer, name,
@@ -201,8 +201,8 @@ def final_table(bench, args, out=None):
 
 
 def main(argv=None):
-    from .runner import Settings, run_local
-    from .sweep import sweep_benchmarks
+    from sar_prompt.orchestration.runner import Settings, run_local
+    from sar_prompt.orchestration.sweep import sweep_benchmarks
 
     try:
         args = parse(argv)
@@ -232,7 +232,7 @@ def main(argv=None):
             print(f"submitit ({args.cluster or 'slurm'}): {_slurm_options(args).parameters()}")
         return 0
     if "demo" in bench.datasets:
-        from .demo import prepare
+        from sar_prompt.orchestration.demo import prepare
 
         print(DEMO_NOTE)
         prepare(bench.data)
@@ -251,7 +251,7 @@ def main(argv=None):
 
 
 def report(bench, args, outcomes, crashed=()):
-    from .runner import PROBLEMS, summary
+    from sar_prompt.orchestration.runner import PROBLEMS, summary
 
     lines = summary(outcomes) if outcomes else []
     for label, error, log in crashed:
@@ -260,7 +260,7 @@ def report(bench, args, outcomes, crashed=()):
     print("\n".join(lines))
     if args.table != "none":
         if getattr(args, "points", None):
-            from .sweep import final_sweep_table
+            from sar_prompt.orchestration.sweep import final_sweep_table
 
             try:
                 final_sweep_table(bench, args.points)
@@ -274,7 +274,7 @@ def report(bench, args, outcomes, crashed=()):
 
 
 def _slurm_options(args):
-    from .slurm import SlurmOptions
+    from sar_prompt.orchestration.slurm import SlurmOptions
 
     return SlurmOptions(cluster=args.cluster or "slurm", time_min=args.time,
                         gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
@@ -285,9 +285,9 @@ def _slurm_options(args):
 
 
 def submit(bench, jobs, settings, args):
-    from .slurm import submit as submit_jobs, wait
+    from sar_prompt.orchestration.slurm import submit as submit_jobs, wait
 
-    from .runner import folder_clash
+    from sar_prompt.orchestration.runner import folder_clash
 
     todo = [j for j in jobs if not all(read_run(r.output_dir).finished and folder_clash(r) is None
                                        for r in j.runs)]

@@ -69,8 +69,8 @@ def _as_json(value):
 def novel_file(cfg):
     """The novel-class list a SAR trainer reads for `cfg` (TRAINER.SAR.NOVEL_FILE, else the
     shipped list of the dataset, ImageNet's for its variants)."""
-    from .catalog import novel_key_for
-    from .novel import default_path
+    from sar_prompt.catalog import novel_key_for
+    from sar_prompt.novel import default_path
 
     return cfg.TRAINER.SAR.NOVEL_FILE or str(default_path(novel_key_for(cfg.DATASET.NAME)))
 
@@ -100,7 +100,7 @@ def requested_fingerprint(cfg, sar=None):
     """The identity-bearing part of the fingerprint a run of `cfg` writes: {"config",
     "novel_classes"}. `sar`: whether the trainer reads a novel-class list (None: ask the
     trainer registry)."""
-    from .fingerprint import config_dict
+    from sar_prompt.runs.fingerprint import config_dict
 
     sar = uses_sar(cfg.TRAINER.NAME) if sar is None else sar
     novel = None
@@ -113,7 +113,7 @@ def requested_fingerprint(cfg, sar=None):
 def requested_from_argv(argv, sar=None):
     """`requested_fingerprint` of train.py's command line `argv` (the config resolved as
     train.py resolves it, nothing built)."""
-    from .train import build_parser, setup_cfg
+    from sar_prompt.train import build_parser, setup_cfg
 
     with _resolving:
         return requested_fingerprint(setup_cfg(build_parser().parse_args(list(argv))), sar)
@@ -193,7 +193,7 @@ def override_tag(opts):
 
 def check_tag(tag):
     if tag and (_BAD.search(tag) or tag.startswith(".")):
-        from .errors import ConfigError
+        from sar_prompt.errors import ConfigError
 
         raise ConfigError(f"--tag / TAG {tag!r}: a folder-name tag may use only letters, "
                           "digits and . _ = + , - (and not start with a dot).")

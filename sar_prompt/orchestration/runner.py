@@ -31,11 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import run_folder, run_lock
-from .errors import SarPromptError
-from .progress import QUIET_ENV, parse_event
-from .run_worker import DEFAULT_ENTRY, EXIT_EVENT
-from .run_result import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
+from sar_prompt.runs import ownership as run_folder
+
+from sar_prompt.runs import lock as run_lock
+from sar_prompt.errors import SarPromptError
+from sar_prompt.runs.progress import QUIET_ENV, parse_event
+from sar_prompt.orchestration.worker import DEFAULT_ENTRY, EXIT_EVENT
+from sar_prompt.runs.result_file import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
                          mark_failed, read_run)
 
 CONSOLE_FILE = "console.txt"  # what a quiet run printed outside Dassl's log, if anything
@@ -58,7 +60,7 @@ class Settings:
         return [self.python, *entry, *run.argv(load_epoch)]
 
     def worker_command(self):
-        return [self.python, "-m", "sar_prompt.run_worker", self.train]
+        return [self.python, "-m", "sar_prompt.orchestration.worker", self.train]
 
 
 @dataclass
@@ -274,7 +276,8 @@ def _load_epoch(run):
 def folder_clash(run):
     """The run_folder.Clash of a run's folder with the run's config, or None. None too when
     the config cannot be resolved here (no Dassl, a bad key): the run itself then says why."""
-    from . import fingerprint, identity
+    from sar_prompt.runs import fingerprint
+    from sar_prompt.runs import identity
 
     if fingerprint.read(run.output_dir) is None and not run_folder.holds_work(run.output_dir):
         return None  # nothing there to lose or to mix with (no config to resolve)

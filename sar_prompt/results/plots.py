@@ -13,8 +13,8 @@ position, not length) show their range on labelled ticks.
 import math
 from pathlib import Path
 
-from .io import atomic_writer
-from .protocol import dataset_title
+from sar_prompt.io import atomic_writer
+from sar_prompt.runs.protocols import dataset_title
 
 AVERAGE = "average"
 COLUMN_WIDTH = 3.3   # inches: one column of a two-column paper
@@ -212,7 +212,7 @@ def plot_deltas(table, path, metrics=("new", "hm")):
     except ImportError:
         print("[sar_prompt] matplotlib is not installed: no plot (pip install matplotlib)")
         return None
-    from .results.aggregate import ZERO_SHOT, delta_name
+    from sar_prompt.results.aggregate import ZERO_SHOT, delta_name
 
     pairs = [p for p in table.pairs if p[1] != ZERO_SHOT] or list(table.pairs)
     rows, k = _panels(table), table.shots[0]
@@ -260,9 +260,9 @@ def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
     (HM from the averaged base and new). The paths written (.png, .pdf, .svg)."""
     import statistics
 
-    from .errors import ConfigError
-    from .results.aggregate import harmonic_mean
-    from .results.records import dataset_order
+    from sar_prompt.errors import ConfigError
+    from sar_prompt.results.aggregate import harmonic_mean
+    from sar_prompt.results.collect import dataset_order
 
     if not rows:
         raise ConfigError("plot_sweep: no sweep points to plot.")

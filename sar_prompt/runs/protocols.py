@@ -27,9 +27,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import BENCHMARK, DOMAIN_SHIFT, by_key
-from .identity import config_folder
-from .errors import ConfigError
+from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT, by_key
+from sar_prompt.runs.identity import config_folder
+from sar_prompt.errors import ConfigError
 
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
 FEWSHOT_SHOTS = (1, 2, 4, 8, 16)
@@ -324,7 +324,7 @@ class Benchmark:
         name = self.config or default_config(self.trainer, self.protocol, dataset, shots)
         if not name:
             raise ConfigError(f"no default config for trainer {self.trainer!r} (the defaults "
-                              f"are in sar_prompt/protocol.py: {', '.join(METHODS)}); set CFG "
+                              f"are in sar_prompt/runs/protocols.py: {', '.join(METHODS)}); set CFG "
                               "(or --config) to a config name or .yaml file.")
         return find_config(self.trainer, name, self.config_root)
 

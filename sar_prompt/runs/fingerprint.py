@@ -22,10 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import SarPromptError
-from .identity import LOCATION_KEYS, config_identity
-from .identity import flatten as _flatten
-from .io import DuplicateKeyError, atomic_write_json, read_json
+from sar_prompt.errors import SarPromptError
+from sar_prompt.runs.identity import LOCATION_KEYS, config_identity
+from sar_prompt.runs.identity import flatten as _flatten
+from sar_prompt.io import DuplicateKeyError, atomic_write_json, read_json
 
 FILE = "fingerprint.json"
 SCHEMA = "sar-prompt/fingerprint"
@@ -116,8 +116,8 @@ def device_info(device):
 
 def clip_weights(cfg):
     """The CLIP weights file the run loaded and its sha256, or None for other backbones."""
-    from .errors import SarPromptError
-    from .modeling.backbone import resolve_weights
+    from sar_prompt.errors import SarPromptError
+    from sar_prompt.modeling.backbone import resolve_weights
 
     try:
         return _file_entry(resolve_weights(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH))

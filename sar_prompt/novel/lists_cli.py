@@ -11,11 +11,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import EXIT_OK, EXIT_USER, NovelClassesError, SarPromptError, run_command
-from . import shipped_dir
-from . import build
-from . import facts as facts_mod
-from .clean import MAX_CONTEXT_TOKENS, MAX_WORDS
+from sar_prompt.errors import EXIT_OK, EXIT_USER, NovelClassesError, SarPromptError, run_command
+from sar_prompt.novel import shipped_dir
+from sar_prompt.novel import build
+from sar_prompt.novel import facts as facts_mod
+from sar_prompt.novel.clean import MAX_CONTEXT_TOKENS, MAX_WORDS
 
 # Tools write here, relative to the working directory; the trainers keep reading the lists
 # shipped in the package unless TRAINER.SAR.NOVEL_FILE names another file. In a checkout,
@@ -145,8 +145,8 @@ def _positive(value, flag):
 
 def _check_writable(out_dir, keys):
     """The output folder must take files, and no list's path may be a folder."""
-    from ..errors import os_error_message
-    from ..io import check_writable_folder
+    from sar_prompt.errors import os_error_message
+    from sar_prompt.io import check_writable_folder
 
     out_dir = Path(out_dir)
     try:
@@ -166,7 +166,7 @@ def _check_writable(out_dir, keys):
 
 
 def cmd_generate(args, sleep, log):
-    from .llm import Client, Request, Retry, public_url
+    from sar_prompt.novel.llm import Client, Request, Retry, public_url
 
     _positive(args.num_names, "--num-names")
     _positive(args.timeout, "--timeout")
@@ -206,7 +206,7 @@ def cmd_generate(args, sleep, log):
 
 
 def cmd_offline(args, sleep, log):
-    from . import sources
+    from sar_prompt.novel import sources
 
     _positive(args.num_names, "--num-names")
     keys = _keys(args)
@@ -237,7 +237,7 @@ def cmd_offline(args, sleep, log):
 
 
 def cmd_from_file(args, sleep, log):
-    from . import sources
+    from sar_prompt.novel import sources
 
     facts = facts_mod.dataset_facts(args.dataset)
     if args.source == "manual" and not args.description:

@@ -3,18 +3,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, SarPromptError
-from ..protocol import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, default_datasets, \
+from sar_prompt.errors import ConfigError, SarPromptError
+from sar_prompt.runs.protocols import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, default_datasets, \
     protocol_of_root, protocol_root
-from ..run_result import read_run
-from ..vocabulary import DeprecatedAlias, env_help, setting
-from . import records as found
-from .aggregate import build_table, trainers_on_disk
-from .formats import FORMATS, format_seed_runs, format_table, problems_text, render, save
+from sar_prompt.runs.result_file import read_run
+from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
+from sar_prompt.results import collect as found
+from sar_prompt.results.aggregate import build_table, trainers_on_disk
+from sar_prompt.results.formats import FORMATS, format_seed_runs, format_table, problems_text, render, save
 
 
 def build_parser():
-    from . import __doc__ as doc
+    from sar_prompt.results import __doc__ as doc
 
     p = argparse.ArgumentParser(prog="python -m sar_prompt.results", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +62,7 @@ def build_parser():
     p.add_argument("--no-plot", action="store_true", help="with --save: no figures")
     p.add_argument("--sweep", action="store_true",
                    help="one row per config folder (sweep point) of --trainer; automatic when "
-                        "a dataset has several (see sar_prompt/sweep.py)")
+                        "a dataset has several (see sar_prompt/orchestration/sweep.py)")
     return p
 
 
@@ -162,7 +162,7 @@ def table_from_args(args):
     if len(trainers) > 1 and not args.compare:
         raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
                           f"--trainer, or compare them with --compare {' '.join(trainers)}.")
-    from .. import sweep
+    from sar_prompt.orchestration import sweep
 
     if len(trainers) == 1 and not args.config and (args.sweep or sweep.several_configs(
             root, protocol, trainers[0], args.shots, args.source)):
@@ -186,7 +186,7 @@ def main(argv=None):
         if isinstance(table, int):  # a sweep: its table is printed
             return table
         if args.published and not (table.problems and not args.allow_partial):
-            from . import published
+            from sar_prompt.results import published
 
             if table.protocol != "base2new":
                 raise ConfigError("--published: the shipped numbers are base-to-new ones; "
@@ -204,7 +204,7 @@ def main(argv=None):
     text = render(table, args.format, args.std)
     print(text, end="" if text.endswith("\n") else "\n")
     if flagged is not None:
-        from .published import flags_text
+        from sar_prompt.results.published import flags_text
 
         print("\n" + flags_text(*flagged, args.tolerance))
     for warning in table.warnings:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import CheckpointError
+from sar_prompt.errors import CheckpointError
 
 # Token embeddings of the class names the checkpoint was trained on; never loaded.
 CLASS_DEPENDENT_KEYS = ("token_prefix", "token_suffix", "token_midfix")

@@ -1,6 +1,6 @@
 """Sweeps: the same benchmark at several settings, one table row per setting (a *point*).
 
-    python -m sar_prompt.bench base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
+    python -m sar_prompt.orchestration.bench base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
     SWEEP="TRAINER.SAR.WEIGHT=0,5;OPTIM.MAX_EPOCH=5,10" bash scripts/base2new.sh dtd CoOpSAR
     python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR --sweep
 
@@ -16,14 +16,14 @@ import os
 import sys
 from pathlib import Path
 
-from . import results
-from .protocol import BASE2NEW_SHOTS, FEWSHOT_SHOTS, TRANSFER_SOURCE
-from .results import records
-from .results.aggregate import phases
-from .results.formats import METRIC_TITLES
-from .errors import ConfigError
-from .identity import SEPARATOR, canonical, override_tag, overrides_of_folder
-from .protocol import dataset_title
+from sar_prompt import results
+from sar_prompt.runs.protocols import BASE2NEW_SHOTS, FEWSHOT_SHOTS, TRANSFER_SOURCE
+from sar_prompt.results import collect as records
+from sar_prompt.results.aggregate import phases
+from sar_prompt.results.formats import METRIC_TITLES
+from sar_prompt.errors import ConfigError
+from sar_prompt.runs.identity import SEPARATOR, canonical, override_tag, overrides_of_folder
+from sar_prompt.runs.protocols import dataset_title
 
 SELECTION_NOTE = ("Picking the best point by these numbers is selection on the test split: "
                   "tune on a validation split, or report every point.")
@@ -78,8 +78,8 @@ def sweep_benchmarks(args, make):
 def folder_note(run):
     """What the dry run says about a folder that is not free for the run: busy, or holding
     another config's run; "" otherwise."""
-    from .run_lock import describe, holder
-    from .runner import folder_clash
+    from sar_prompt.runs.lock import describe, holder
+    from sar_prompt.orchestration.runner import folder_clash
 
     busy = holder(run.output_dir)
     if busy:
@@ -191,7 +191,7 @@ def figure_rows(rows):
 def save(rows, folder, name, plot=True):
     """<name>.md, .csv, .json and, for base-to-new, the figure of HM against the swept value
     (.png, .pdf, .svg; skipped without matplotlib); the paths written."""
-    from .io import atomic_write_text
+    from sar_prompt.io import atomic_write_text
 
     folder = Path(folder)
     paths = [atomic_write_text(folder / f"{name}.md", to_markdown(rows) + "\n"),
@@ -202,7 +202,7 @@ def save(rows, folder, name, plot=True):
         drawn, xlabel = figure_rows(rows)
         if all(r["datasets"] for r in drawn):
             try:
-                from .plots import plot_sweep
+                from sar_prompt.results.plots import plot_sweep
 
                 paths += plot_sweep(drawn, folder / name, xlabel=xlabel) or []
             except ImportError:

@@ -8,8 +8,8 @@ run the same submission on this machine, without a cluster.
 """
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .runner import Console, execute_job
+from sar_prompt.errors import ConfigError
+from sar_prompt.orchestration.runner import Console, execute_job
 
 CLUSTERS = ("slurm", "local", "debug")
 

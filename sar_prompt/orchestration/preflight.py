@@ -1,6 +1,6 @@
 """Checks of a command's input made before anything is spawned or built.
 
-`bench_args` (python -m sar_prompt.bench, so scripts/base2new.sh, base2new_all.sh and
+`bench_args` (python -m sar_prompt.orchestration.bench, so scripts/base2new.sh, base2new_all.sh and
 bench.sh) reads SEEDS / SHOTS / GPUS or their flags, the trainer name and the Slurm choice;
 `bench_data` reports a missing DATA folder once, before the first run; `train_inputs`
 (train.py) checks INPUT.SIZE, --model-dir and --load-epoch before CLIP and the data are
@@ -12,12 +12,12 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import ConfigError
-from .protocol import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
-from .vocabulary import lookup, words
+from sar_prompt.errors import ConfigError
+from sar_prompt.runs.protocols import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
+from sar_prompt.vocabulary import lookup, words
 
 
-# -- python -m sar_prompt.bench --------------------------------------------------------------
+# -- python -m sar_prompt.orchestration.bench --------------------------------------------------------------
 def project_trainers():
     """The trainers this project runs: each method of protocol.METHODS and, for those that
     learn a prompt, its SAR variant."""
@@ -57,7 +57,7 @@ def check_trainer(trainer):
     known = project_trainers()
     if trainer in known:
         return
-    from .train import suggest
+    from sar_prompt.train import suggest
 
     close = suggest(trainer, known)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -89,7 +89,7 @@ def bench_args(args):
 def bench_data(bench, jobs):
     """A missing DATA folder, said once (runs would each fail on it); not for the demo,
     which generates its data, nor when every run is finished already."""
-    from .run_result import read_run
+    from sar_prompt.runs.result_file import read_run
 
     if "demo" in bench.datasets:
         return
@@ -117,7 +117,7 @@ def planned_load_epoch(job, run):
 def max_epoch(argv):
     """OPTIM.MAX_EPOCH of a train.py command line (dataset and method configs, then the
     trailing options), resolved with train.py's own config layering."""
-    from .train import build_parser, setup_cfg
+    from sar_prompt.train import build_parser, setup_cfg
 
     try:
         return int(setup_cfg(build_parser().parse_args(argv)).OPTIM.MAX_EPOCH)

@@ -15,9 +15,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fingerprint, identity, run_lock
-from .errors import ConfigError
-from .run_result import RESULT_FILE, read_run
+from sar_prompt.runs import fingerprint
+
+from sar_prompt.runs import identity
+
+from sar_prompt.runs import lock as run_lock
+from sar_prompt.errors import ConfigError
+from sar_prompt.runs.result_file import RESULT_FILE, read_run
 
 MOVED = ".moved-"
 

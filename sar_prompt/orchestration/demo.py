@@ -3,7 +3,7 @@ pipeline runs on a CPU (under a minute on 2 cores; see README) before any
 data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
 is random.
 
-    python -m sar_prompt.demo prepare --data DATA    # writes DATA/sar_demo/
+    python -m sar_prompt.orchestration.demo prepare --data DATA    # writes DATA/sar_demo/
 """
 import argparse
 import io
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import run_command
-from .io import atomic_write_bytes, atomic_write_json
+from sar_prompt.errors import run_command
+from sar_prompt.io import atomic_write_bytes, atomic_write_json
 
 DEMO_DIR = "sar_demo"
 SPLIT_FILE = "split_zhou_SARDemo.json"
@@ -37,7 +37,7 @@ TINY_CLIP = dict(embed_dim=32, image_resolution=32, vision_layers=1, vision_widt
 def tiny_clip_state_dict(seed=0, **overrides):
     """State dict of a randomly initialised, tiny `clip.model.CLIP` (ViT, 32 px), seeded.
     Widths are 64 because clip.model.build_model infers heads as width // 64."""
-    from .modeling.backbone import import_clip
+    from sar_prompt.modeling.backbone import import_clip
 
     clip = import_clip()
     with torch.random.fork_rng(devices=[]):
@@ -104,7 +104,7 @@ def prepare(root):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m sar_prompt.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.orchestration.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="write the demo dataset and tiny CLIP")

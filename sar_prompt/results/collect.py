@@ -1,15 +1,15 @@
 """Collect: what runs are on disk, as flat records, and the runs a table expects, read.
 
 A protocol root holds `<phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N>` folders
-(sar_prompt/protocol.py). `scan` lists every such folder, whatever the dataset's name (the
+(sar_prompt/runs/protocols.py). `scan` lists every such folder, whatever the dataset's name (the
 demo's, a host suite's), so a table can be built from what is there without naming it.
 """
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import ALL
-from ..protocol import PHASES, SEED_FOLDER, parse_run_dir
+from sar_prompt.catalog import ALL
+from sar_prompt.runs.protocols import PHASES, SEED_FOLDER, parse_run_dir
 
 _REFERENCE_ORDER = {d.key: i for i, d in enumerate(ALL)}
 
@@ -114,7 +114,7 @@ def seed_folders(path):
 
 # -- reading the runs of one dataset, seed by seed ------------------------------------------
 def run_dirs(root, dataset, trainer, config, shots, seed):
-    from ..protocol import run_dir
+    from sar_prompt.runs.protocols import run_dir
 
     return (run_dir(root, "train_base", dataset, shots, trainer, config, seed),
             run_dir(root, "test_new", dataset, shots, trainer, config, seed))
@@ -122,7 +122,7 @@ def run_dirs(root, dataset, trainer, config, shots, seed):
 
 def collect(root, dataset, trainer, config, shots, seeds):
     """[(seed, base accuracy or None, new accuracy or None)]; only finished runs count."""
-    from ..run_result import read_run
+    from sar_prompt.runs.result_file import read_run
 
     rows = []
     for seed in seeds:

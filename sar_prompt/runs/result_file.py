@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import DuplicateKeyError, atomic_write_json, read_json
+from sar_prompt.io import DuplicateKeyError, atomic_write_json, read_json
 
 RESULT_FILE = "results.json"
 FAILED_FILE = "failed.json"
@@ -65,8 +65,8 @@ def folder_identity(run_dir):
     <phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N> (protocol.run_dir) gives the
     seed, trainer, subsample_classes, dataset (its registered name) and, except for
     transfer targets (which use all their images), num_shots. {} for another folder."""
-    from .catalog import by_key
-    from .protocol import PHASES, parse_run_dir
+    from sar_prompt.catalog import by_key
+    from sar_prompt.runs.protocols import PHASES, parse_run_dir
 
     parsed = parse_run_dir(run_dir)
     if parsed is None or parsed[5] < 0:

@@ -1,7 +1,7 @@
 """How far a trained prompt moved the classes' similarity structure from the hand-crafted
 prompt's: SAR's own diagnostic, for any trained run (a method or its SAR variant).
 
-    python -m sar_prompt.diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
+    python -m sar_prompt.results.diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
 
 RUN_DIR is a training run folder (fingerprint.json and prompt_learner/ checkpoints). The
 trainer is rebuilt from the run's fingerprint config (the dataset root it names, or
@@ -28,7 +28,7 @@ import math
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, run_command
+from sar_prompt.errors import ConfigError, run_command
 
 GROUPS = ("base", "new", "novel")
 
@@ -42,7 +42,7 @@ def _ranks(rows):
 def drift(learned, handcrafted, k=5, loss="kl", temperature=0.01, exclude_self=True):
     """Measures of how the similarity structure of normalised features `learned` (N, E)
     departs from that of `handcrafted` (N, E), the same N classes in the same order."""
-    from .sar import off_diagonal, similarity_alignment_loss
+    from sar_prompt.sar import off_diagonal, similarity_alignment_loss
 
     learned, handcrafted = learned.float(), handcrafted.float()
     n = learned.shape[0]
@@ -69,7 +69,7 @@ def drift(learned, handcrafted, k=5, loss="kl", temperature=0.01, exclude_self=T
 
 # -- rebuilding a run ------------------------------------------------------------------------
 def read_fingerprint(run_dir):
-    from . import fingerprint
+    from sar_prompt.runs import fingerprint
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -125,8 +125,8 @@ def build_trainer(fp, output_dir, data_root=None):
 
 def novel_names(trainer, exclude):
     """SAR's novel list for the run's dataset (the run's own list for a SAR variant)."""
-    from . import novel
-    from .catalog import by_key, novel_key_for
+    from sar_prompt import novel
+    from sar_prompt.catalog import by_key, novel_key_for
 
     novel_list = getattr(trainer, "novel_list", None)
     if novel_list is None:
@@ -156,7 +156,7 @@ def features(trainer, names, label):
 def diagnose(run_dir, output=None, data_root=None, k=5, epoch=None):
     """Measure a run; returns the report (also written to OUTPUT/diagnose.json) and the
     similarity matrices per group."""
-    from .run_result import last_checkpoint_epoch
+    from sar_prompt.runs.result_file import last_checkpoint_epoch
 
     run_dir = Path(run_dir).resolve()
     fp = read_fingerprint(run_dir)
@@ -222,7 +222,7 @@ def plot_heatmaps(matrices, stem, title=""):
     colour scale); stem.pdf and stem.png."""
     import numpy as np
 
-    from .plots import STYLE, _pyplot, _save
+    from sar_prompt.results.plots import STYLE, _pyplot, _save
 
     plt = _pyplot()
     names, learned, hand = matrices["_joint"]
@@ -255,7 +255,7 @@ def plot_heatmaps(matrices, stem, title=""):
 
 
 def run(args):
-    from .io import atomic_write_json, atomic_write_text
+    from sar_prompt.io import atomic_write_json, atomic_write_text
 
     report, matrices, output = diagnose(args.run_dir, args.output, args.data, args.k, args.epoch)
     text = table_text(report)
@@ -271,7 +271,7 @@ def run(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m sar_prompt.diagnose", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sar_prompt.results.diagnose", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="a training run folder (fingerprint.json, prompt_learner/)")
     p.add_argument("--output", help="where to write the table, JSON and figure "

@@ -32,7 +32,7 @@ class SplitDataset(DatasetBase):
         val_datums = test_datums if files.val_is_test else self.to_datums(val)
         super().__init__(train_x=self.to_datums(train), val=val_datums, test=test_datums)
 
-    # what a run's fingerprint records about its data (sar_prompt.fingerprint)
+    # what a run's fingerprint records about its data (sar_prompt.runs.fingerprint)
     source_names = property(lambda self: self.files.source_names)
     source_hash = property(lambda self: self.files.source_hash)
     fewshot_file = property(lambda self: self.files.fewshot_file)

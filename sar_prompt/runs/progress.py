@@ -16,7 +16,7 @@ import sys
 import time
 
 QUIET_ENV = "SAR_PROMPT_QUIET"
-EVENT_PREFIX = "@sar_prompt.progress "
+EVENT_PREFIX = "@sar_prompt.runs.progress "
 MIN_INTERVAL_S = 0.2  # events at most this often, plus the last batch of each epoch
 
 
