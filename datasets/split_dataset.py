@@ -8,8 +8,8 @@ the same checks without Dassl and lists them all.
 from dassl.data.datasets import DatasetBase, Datum
 
 from sar_prompt.data.files import DatasetFiles
-from sar_prompt.data.records import (Record, class_halves, records_digest,  # noqa: F401
-                                     sample_few_shot, subsample_classes)
+from sar_prompt.data.splits import (Record, class_halves, records_digest,  # noqa: F401
+                                    sample_few_shot, subsample_classes)
 
 
 class SplitDataset(DatasetBase):

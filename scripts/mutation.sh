@@ -5,7 +5,7 @@
 #
 # Usage: bash scripts/mutation.sh [TARGET]
 #   TARGET  all (default): sar + trainers + modeling + results
-#           sar       the SAR component: sar_prompt/sar.py, trainers/sar.py
+#           sar       the SAR component: sar_prompt/sar.py, trainers/sar_variants.py
 #           steps     the trainers' step code (the step methods in trainers/*.py)
 #           core      sar + steps
 #           trainers | modeling | results

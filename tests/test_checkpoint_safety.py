@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_TRAINER_OPTS
-from sar_prompt.dassl_glue import checkpoints
+from sar_prompt.modeling import torch_load as checkpoints
 from sar_prompt.errors import CheckpointError
 
 

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from sar_prompt.dassl_glue.checkpoints import Placeholder
+from sar_prompt.modeling.torch_load import Placeholder
 
 import sar_prompt  # noqa: F401  (applies the patches)
 from dassl.config import get_cfg_default

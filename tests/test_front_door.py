@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sar_prompt import bench, cli, diagnose, train, vocabulary  # noqa: F401  (loaded for SHARED)
+from sar_prompt import cli, train, vocabulary  # noqa: F401  (loaded for SHARED)
+from sar_prompt.orchestration import bench  # noqa: F401
+from sar_prompt.results import diagnose  # noqa: F401
 from sar_prompt.data import __main__ as data_cli
 from sar_prompt.novel import lists_cli as novel_cli
 from sar_prompt.results import tables_cli as results_cli
@@ -310,7 +312,7 @@ def test_scripts_read_the_long_environment_names_first(tmp_path):
 
 # -- one module per name --------------------------------------------------------------------
 def test_one_module_called_protocol():
-    found = sorted(p.relative_to(REPO) for p in (REPO / "sar_prompt").rglob("protocol.py"))
+    found = sorted(p.relative_to(REPO) for p in (REPO / "sar_prompt").rglob("protocol*.py"))
     assert found == [Path("sar_prompt/runs/protocols.py")]
     from sar_prompt.modeling.learner_interface import PromptLearner, TextPrompts  # noqa: F401
 

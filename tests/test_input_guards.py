@@ -395,7 +395,7 @@ def test_clip_weights_holding_code_are_refused_with_the_trust_switch(tiny_clip_p
                                                                      monkeypatch):
     import torch
 
-    from sar_prompt.dassl_glue.checkpoints import TRUST_ENV
+    from sar_prompt.modeling.torch_load import TRUST_ENV
     from sar_prompt.errors import WeightsError
     from sar_prompt.modeling.backbone import read_state_dict
 
@@ -416,7 +416,7 @@ def test_clip_weights_holding_code_are_refused_with_the_trust_switch(tiny_clip_p
 def test_checkpoint_refusal_does_not_repeat_torchs_advice(tmp_path):
     import torch
 
-    from sar_prompt.dassl_glue import checkpoints
+    from sar_prompt.modeling import torch_load as checkpoints
     from sar_prompt.errors import CheckpointError
 
     path = tmp_path / "model.pth.tar-1"
@@ -495,7 +495,7 @@ def test_the_trust_key_lets_a_trainer_load_such_clip_weights(build_trainer, tiny
                                                              tmp_path, monkeypatch):
     import torch
 
-    from sar_prompt.dassl_glue.checkpoints import TRUST_ENV
+    from sar_prompt.modeling.torch_load import TRUST_ENV
     from sar_prompt.errors import WeightsError
 
     monkeypatch.delenv(TRUST_ENV, raising=False)

@@ -1,7 +1,7 @@
 """The sweep figure: HM against the swept value, written beside the sweep table."""
 import pytest
 
-from sar_prompt.orchestration import sweep
+from sar_prompt.results import sweep_table as sweep
 
 pytest.importorskip("matplotlib")
 

@@ -9,7 +9,7 @@ from .coop import CoOp
 from .kgcoop import KgCoOp
 from .maple import MaPLe
 from .promptsrc import PromptSRC
-from .sar import CoCoOpSAR, CoOpSAR, KgCoOpSAR, MaPLeSAR, PromptSRCSAR, SARMixin
+from .sar_variants import CoCoOpSAR, CoOpSAR, KgCoOpSAR, MaPLeSAR, PromptSRCSAR, SARMixin
 from .zsclip import ZeroshotCLIP
 
 ALL = (CoOp, KgCoOp, CoCoOp, MaPLe, PromptSRC, ZeroshotCLIP, CoOpSAR, KgCoOpSAR, CoCoOpSAR,

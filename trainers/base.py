@@ -22,14 +22,14 @@ from dassl.utils import load_pretrained_weights
 
 from sar_prompt.config import (check_method_cfg, check_sar_cfg, check_text_encoder_cfg,
                                require_keys, required_trainer_keys)
-from sar_prompt.dassl_glue import checkpoints
+from sar_prompt.modeling import torch_load
+from sar_prompt.dassl_glue.results_json import write_run_result
 from sar_prompt.dassl_glue.trainer_checkpoints import TrainerCheckpoints, read_resumes
 from sar_prompt.errors import ConfigError
 from sar_prompt.modeling.backbone import effective_precision, load_clip
 from sar_prompt.modeling.image_encoder import ImageEncoder
 from sar_prompt.modeling.prompted_clip import PromptedCLIP, mean_over_images
 from sar_prompt.modeling.text_encoder import TextEncoder, handcrafted_features
-from sar_prompt.runs.result_file import write_run_result
 from sar_prompt.templates import templates_for
 
 
@@ -87,7 +87,7 @@ class CLIPTrainer(TrainerX):
         self.precision = effective_precision(requested, self.device)
         print(f"[sar_prompt] loading CLIP {cfg.MODEL.BACKBONE.NAME} ({self.precision})")
         # a weights file that pickles code needs the same trust as a checkpoint
-        with checkpoints.trusting(cfg.MODEL.get("TRUST_CHECKPOINT_CODE", False)):
+        with torch_load.trusting(cfg.MODEL.get("TRUST_CHECKPOINT_CODE", False)):
             clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH,
                                    self.precision)
         resolution = clip_model.visual.input_resolution
@@ -141,7 +141,7 @@ class CLIPTrainer(TrainerX):
 
     def record_result(self, accuracy):
         """Hook after the final evaluation: write the run's results.json (accuracy, epoch,
-        the checkpoint evaluated, resumes; sar_prompt.runs.result_file)."""
+        the checkpoint evaluated, resumes; sar_prompt.dassl_glue.results_json)."""
         checkpoint = getattr(self, "loaded_checkpoint", None)
         resumes = [] if checkpoint else read_resumes(self.output_dir)
         write_run_result(self.cfg, accuracy, self.result_epoch(), checkpoint, resumes)

@@ -8,7 +8,7 @@ running PyTorch does not need it. What breaks upstream, and what we do:
 2. `torch.load` defaults to `weights_only=True` (torch 2.6). Dassl's checkpoints store the
    warmup scheduler's successor as a pickled object, which that refuses. New checkpoints
    store the successor's state dict instead, and `load_checkpoint` goes through
-   `sar_prompt.dassl_glue.checkpoints.load`, which never runs code from a checkpoint: older files'
+   `sar_prompt.modeling.torch_load.load`, which never runs code from a checkpoint: older files'
    pickled successor comes back as inert data, anything else that needs a full unpickle is
    refused unless the user trusts the file.
 3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from sar_prompt.dassl_glue import checkpoints
+from sar_prompt.modeling import torch_load
 
 _applied = False
 
@@ -72,8 +72,8 @@ def _patch_warmup_scheduler(base):
         successor = state.pop("successor", None)  # pre-patch checkpoints pickled the object
         successor_state = state.pop("successor_state", None)
         if successor_state is None and successor is not None:
-            if isinstance(successor, checkpoints.Placeholder):
-                successor_state = checkpoints.legacy_scheduler_state(successor)
+            if isinstance(successor, torch_load.Placeholder):
+                successor_state = torch_load.legacy_scheduler_state(successor)
             else:  # a real object: the file was trusted and fully unpickled
                 successor_state = successor.state_dict()
         self.__dict__.update(state)
@@ -93,7 +93,7 @@ def _patch_load_checkpoint(torchtools):
     def load_checkpoint(fpath):
         if fpath is None:
             raise ValueError("File path is None")
-        return checkpoints.load(fpath)
+        return torch_load.load(fpath)
 
     _replace_everywhere("load_checkpoint", original, load_checkpoint)
 

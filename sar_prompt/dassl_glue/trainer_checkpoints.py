@@ -4,7 +4,7 @@
 holds only the prompt learner's tensors (ours, or a reference implementation's, matched
 by `reference_state`), plus what an exact resume needs: random-number states, the AMP
 scaler, the best result and the step. Loading a file that needs a full unpickle is refused
-unless the user trusts it (MODEL.TRUST_CHECKPOINT_CODE; see checkpoints.py). Each resume is
+unless the user trusts it (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.modeling.torch_load). Each resume is
 recorded in the run folder's resumes.json. Every way a checkpoint can be unusable gets a
 message that says what to do.
 """
@@ -18,8 +18,8 @@ from dassl.utils import torchtools
 
 from sar_prompt.errors import CheckpointError, MissingCheckpointError
 from sar_prompt.io import atomic_write_json
-
-from sar_prompt.dassl_glue import checkpoints, rng
+from sar_prompt.dassl_glue import rng
+from sar_prompt.modeling import torch_load
 from sar_prompt.dassl_glue.reference_state import match_state_dict
 
 
@@ -42,8 +42,8 @@ class TrainerCheckpoints:
 
     def checkpoint_trust(self):
         """Loading checkpoints that need a full unpickle (they can run code) only if the user
-        said so (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.dassl_glue.checkpoints)."""
-        return checkpoints.trusting(self.cfg.MODEL.TRUST_CHECKPOINT_CODE)
+        said so (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.modeling.torch_load)."""
+        return torch_load.trusting(self.cfg.MODEL.TRUST_CHECKPOINT_CODE)
 
     def random_generators(self):
         """torch.Generators whose state a checkpoint must carry for an exact resume (besides
@@ -143,7 +143,7 @@ class TrainerCheckpoints:
                 if not osp.exists(path):
                     raise MissingCheckpointError(_missing_model_message(
                         directory, osp.basename(folder), path, epoch))
-                checkpoint = checkpoints.load(path)
+                checkpoint = torch_load.load(path)
                 matched = match_state_dict(checkpoint["state_dict"], self._models[name], path,
                                            type(self).__name__)
                 print(f'Loading weights to {name} from "{path}" (epoch = {checkpoint["epoch"]})')
@@ -222,7 +222,7 @@ def _newest_checkpoint(folder):
 
 def _load_for_resume(path):
     try:
-        return checkpoints.load(path)
+        return torch_load.load(path)
     except CheckpointError as exc:
         if "truncated" not in str(exc):
             raise

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sar_prompt.errors import DataError
 from sar_prompt.data.layouts import files_for
-from sar_prompt.data.records import SPLITS, class_halves
+from sar_prompt.data.splits import SPLITS, class_halves
 from sar_prompt.data.report import Report, error
 
 

@@ -26,7 +26,7 @@ from urllib.request import Request, urlopen
 
 from sar_prompt.errors import DataError
 from sar_prompt.io import (atomic_write_bytes, current_umask, loads_json, partial_path,
-                  resumable_writer)
+                           resumable_writer)
 
 MIRROR_ENV = "SAR_PROMPT_DATA_MIRROR"
 DOWNLOADS = ".downloads"

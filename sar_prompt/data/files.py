@@ -23,7 +23,7 @@ from sar_prompt.errors import DataError
 from sar_prompt.io import DuplicateKeyError, atomic_write_json, loads_json
 from sar_prompt.data import images as image_check
 from sar_prompt.data.layout import missing_entry, root_problems
-from sar_prompt.data.records import SPLITS, Record, group_by_label, sample_few_shot
+from sar_prompt.data.splits import SPLITS, Record, group_by_label, sample_few_shot
 from sar_prompt.data.report import error, examples, raise_errors, warning
 
 FEWSHOT_CACHE_VERSION = 2

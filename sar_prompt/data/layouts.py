@@ -5,7 +5,7 @@ import os
 
 from sar_prompt.errors import DataError
 from sar_prompt.data.files import DatasetFiles
-from sar_prompt.data.records import SPLITS, Record, listdir_files
+from sar_prompt.data.splits import SPLITS, Record, listdir_files
 from sar_prompt.data.report import error, raise_errors
 
 

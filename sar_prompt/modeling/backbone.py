@@ -232,7 +232,7 @@ def read_state_dict(file: Path) -> dict:
 def _load_trusted_or_refuse(file, exc):
     """A weights file that needs a full unpickle loads only when the user trusts checkpoint
     code (the same switch as for checkpoints), else it is refused, saying why and how."""
-    from sar_prompt.dassl_glue.checkpoints import _blocked_reason, trust_hint, trusted
+    from sar_prompt.modeling.torch_load import _blocked_reason, trust_hint, trusted
 
     try:  # what it pickles besides tensors; a file torch cannot even list is not weights
         pickled = torch.serialization.get_unsafe_globals_in_checkpoint(file)

@@ -286,7 +286,6 @@ def _slurm_options(args):
 
 def submit(bench, jobs, settings, args):
     from sar_prompt.orchestration.slurm import submit as submit_jobs, wait
-
     from sar_prompt.orchestration.runner import folder_clash
 
     todo = [j for j in jobs if not all(read_run(r.output_dir).finished and folder_clash(r) is None

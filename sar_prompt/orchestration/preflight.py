@@ -57,7 +57,7 @@ def check_trainer(trainer):
     known = project_trainers()
     if trainer in known:
         return
-    from sar_prompt.train import suggest
+    from sar_prompt.config.command_line import suggest
 
     close = suggest(trainer, known)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -117,7 +117,7 @@ def planned_load_epoch(job, run):
 def max_epoch(argv):
     """OPTIM.MAX_EPOCH of a train.py command line (dataset and method configs, then the
     trailing options), resolved with train.py's own config layering."""
-    from sar_prompt.train import build_parser, setup_cfg
+    from sar_prompt.config.command_line import build_parser, setup_cfg
 
     try:
         return int(setup_cfg(build_parser().parse_args(argv)).OPTIM.MAX_EPOCH)

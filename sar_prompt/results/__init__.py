@@ -31,11 +31,14 @@ differ are reported (see fingerprint.py).
 
 The package: `records` collects the runs on disk, `aggregate` turns them into a Table (pure
 arithmetic), `formats` renders it (text, markdown, LaTeX, CSV long and wide, JSON),
-`published` holds the published baselines, `cli` is the command line.
+`published` holds the published baselines, `tables_cli` is the command line; `seed_tables`
+the per-seed tables the scripts print, `sweep_table` a sweep's table, `plots` the figures,
+`diagnose` a run's similarity structure.
 """
 from sar_prompt.results.aggregate import (AVERAGE, METRICS, Entry, Table, build_table, delta_pairs,  # noqa: F401
-                        harmonic_mean, trainers_on_disk)
+                                          harmonic_mean, trainers_on_disk)
 from sar_prompt.results.tables_cli import build_parser, main, resolve_root  # noqa: F401
-from sar_prompt.results.formats import (FORMATS, RENDER, format_table, problems_text, render, save,  # noqa: F401
-                      title_of, to_csv, to_csv_wide, to_json, to_latex, to_markdown, to_text)
-from sar_prompt.results.collect import collect, run_dirs  # noqa: F401
+from sar_prompt.results.formats import (FORMATS, RENDER, problems_text, render, save,  # noqa: F401
+                                        title_of, to_csv, to_csv_wide, to_json, to_latex, to_markdown, to_text)
+from sar_prompt.results.records import collect, run_dirs  # noqa: F401
+from sar_prompt.results.seed_tables import format_seed_runs, format_table  # noqa: F401

@@ -89,15 +89,17 @@ def read_fingerprint(run_dir):
 def build_trainer(fp, output_dir, data_root=None):
     """The run's trainer, rebuilt from its fingerprint config on all of its dataset's
     classes (the checkpoint's class-dependent tensors are rebuilt for them)."""
-    import sar_prompt
     from dassl.config import get_cfg_default
     from dassl.engine import build_trainer as dassl_build_trainer
     from dassl.utils import set_random_seed
     from yacs.config import CfgNode
 
-    sar_prompt.register()
+    from sar_prompt.config import extend_cfg
+    from sar_prompt.dassl_glue.registration import register
+
+    register()
     cfg = get_cfg_default()
-    sar_prompt.extend_cfg(cfg)
+    extend_cfg(cfg)
     try:
         cfg.merge_from_other_cfg(CfgNode(fp["config"]))
     except (KeyError, ValueError, TypeError) as exc:

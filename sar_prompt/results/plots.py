@@ -262,7 +262,7 @@ def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
 
     from sar_prompt.errors import ConfigError
     from sar_prompt.results.aggregate import harmonic_mean
-    from sar_prompt.results.collect import dataset_order
+    from sar_prompt.results.records import dataset_order
 
     if not rows:
         raise ConfigError("plot_sweep: no sweep points to plot.")

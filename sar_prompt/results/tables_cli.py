@@ -8,9 +8,10 @@ from sar_prompt.runs.protocols import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, 
     protocol_of_root, protocol_root
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
-from sar_prompt.results import collect as found
+from sar_prompt.results import records as found
 from sar_prompt.results.aggregate import build_table, trainers_on_disk
-from sar_prompt.results.formats import FORMATS, format_seed_runs, format_table, problems_text, render, save
+from sar_prompt.results.formats import FORMATS, problems_text, render, save
+from sar_prompt.results.seed_tables import format_seed_runs, format_table
 
 
 def build_parser():
@@ -62,7 +63,7 @@ def build_parser():
     p.add_argument("--no-plot", action="store_true", help="with --save: no figures")
     p.add_argument("--sweep", action="store_true",
                    help="one row per config folder (sweep point) of --trainer; automatic when "
-                        "a dataset has several (see sar_prompt/orchestration/sweep.py)")
+                        "a dataset has several (see sar_prompt/results/sweep_table.py)")
     return p
 
 
@@ -162,7 +163,7 @@ def table_from_args(args):
     if len(trainers) > 1 and not args.compare:
         raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
                           f"--trainer, or compare them with --compare {' '.join(trainers)}.")
-    from sar_prompt.orchestration import sweep
+    from sar_prompt.results import sweep_table as sweep
 
     if len(trainers) == 1 and not args.config and (args.sweep or sweep.several_configs(
             root, protocol, trainers[0], args.shots, args.source)):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from sar_prompt.errors import SarPromptError
-from sar_prompt.runs.identity import LOCATION_KEYS, config_identity
+from sar_prompt.runs.identity import LOCATION_KEYS, config_dict, config_identity  # noqa: F401
 from sar_prompt.runs.identity import flatten as _flatten
 from sar_prompt.io import DuplicateKeyError, atomic_write_json, read_json
 
@@ -52,15 +52,6 @@ def _file_entry(path):
     if not path.is_file():
         return {"file": str(path), "sha256": None}
     return {"file": str(path), "sha256": _sha256_file(path)}
-
-
-def config_dict(cfg):
-    """A yacs CfgNode as plain nested dicts and lists (JSON-ready)."""
-    if isinstance(cfg, dict):
-        return {k: config_dict(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [config_dict(v) for v in cfg]
-    return cfg
 
 
 def package_versions():

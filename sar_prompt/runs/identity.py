@@ -83,11 +83,20 @@ def _sha256(path):
         return None
 
 
+def config_dict(cfg):
+    """A yacs CfgNode as plain nested dicts and lists (JSON-ready)."""
+    if isinstance(cfg, dict):
+        return {k: config_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [config_dict(v) for v in cfg]
+    return cfg
+
+
 def uses_sar(trainer_name):
     """Whether the registered trainer of that name reads a novel-class list."""
-    import sar_prompt
+    from sar_prompt.dassl_glue.registration import register
 
-    sar_prompt.register()
+    register()
     from dassl.engine import TRAINER_REGISTRY
 
     try:
@@ -100,8 +109,6 @@ def requested_fingerprint(cfg, sar=None):
     """The identity-bearing part of the fingerprint a run of `cfg` writes: {"config",
     "novel_classes"}. `sar`: whether the trainer reads a novel-class list (None: ask the
     trainer registry)."""
-    from sar_prompt.runs.fingerprint import config_dict
-
     sar = uses_sar(cfg.TRAINER.NAME) if sar is None else sar
     novel = None
     if sar:
@@ -113,7 +120,7 @@ def requested_fingerprint(cfg, sar=None):
 def requested_from_argv(argv, sar=None):
     """`requested_fingerprint` of train.py's command line `argv` (the config resolved as
     train.py resolves it, nothing built)."""
-    from sar_prompt.train import build_parser, setup_cfg
+    from sar_prompt.config.command_line import build_parser, setup_cfg
 
     with _resolving:
         return requested_fingerprint(setup_cfg(build_parser().parse_args(list(argv))), sar)

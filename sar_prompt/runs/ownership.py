@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sar_prompt.runs import fingerprint
-
 from sar_prompt.runs import identity
-
 from sar_prompt.runs import lock as run_lock
 from sar_prompt.errors import ConfigError
 from sar_prompt.runs.result_file import RESULT_FILE, read_run

@@ -14,32 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sar_prompt.dassl_glue.results_json import RESULT_FILE, write_run_result  # noqa: F401
 from sar_prompt.io import DuplicateKeyError, atomic_write_json, read_json
 
-RESULT_FILE = "results.json"
 FAILED_FILE = "failed.json"
 LOG_FILE = "log.txt"
 STATUSES = ("finished", "broken", "failed", "interrupted", "absent")
-
-
-def write_run_result(cfg, accuracy, epoch, checkpoint=None, resumes=()):
-    payload = {
-        "accuracy": float(accuracy),
-        "split": cfg.TEST.SPLIT,
-        "subsample_classes": cfg.DATASET.SUBSAMPLE_CLASSES,
-        "dataset": cfg.DATASET.NAME,
-        "trainer": cfg.TRAINER.NAME,
-        "seed": cfg.SEED,
-        "num_shots": cfg.DATASET.NUM_SHOTS,
-        "epoch": epoch,
-        "checkpoint": checkpoint,
-        "resumed_at_epochs": [r.get("epoch") for r in resumes],
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    path = Path(cfg.OUTPUT_DIR) / RESULT_FILE
-    atomic_write_json(path, payload)
-    print(f"[sar_prompt] result written to {path}")
-    return path
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ MODELING_TESTS = ["tests/test_text_encoder.py", "tests/test_text_pass.py",
                   "tests/test_encoders.py", "tests/test_guards.py", "tests/test_step.py"]
 TESTS = {
     "sar_prompt/sar.py": ["tests/test_sar.py", "tests/test_guards.py"],
-    "trainers/sar.py": SAR_TRAINER_TESTS,
+    "trainers/sar_variants.py": SAR_TRAINER_TESTS,
     "trainers/base.py": SAR_TRAINER_TESTS,
     "trainers/coop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
     "trainers/kgcoop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
@@ -49,7 +49,7 @@ STEPS = {
     "trainers/kgcoop.py": ["KgCoOp.step"],
     "trainers/promptsrc.py": ["logit_distillation", "PromptSRC.frozen_text_features",
                               "PromptSRC.step"],
-    "trainers/sar.py": ["SARMixin.sar_class_features", "SARMixin.novel_in_text_pass",
+    "trainers/sar_variants.py": ["SARMixin.sar_class_features", "SARMixin.novel_in_text_pass",
                         "SARMixin.step"],
 }
 
@@ -68,7 +68,7 @@ def targets():
     modeling = sorted(p for p in glob.glob("sar_prompt/modeling/*.py")
                       if not p.endswith("__init__.py"))
     found = {
-        "sar": _whole(["sar_prompt/sar.py", "trainers/sar.py"]),   # the SAR component
+        "sar": _whole(["sar_prompt/sar.py", "trainers/sar_variants.py"]),   # the SAR component
         "steps": STEPS,                                            # the trainers' steps
         "trainers": _whole(trainers),
         "modeling": _whole(modeling),
