@@ -229,3 +229,35 @@ def test_train_main_is_2_for_every_config_mistake(caltech_root, tmp_path, capsys
             CALTECH_CFG, "--output-dir", str(tmp_path), "TRAINER.COOP.CSC", "yes please"]
     assert main(argv) == EXIT_USER
     assert "TRAINER.COOP.CSC takes True or False" in capsys.readouterr().err
+
+
+def test_keys_and_types_are_checked_against_the_config_tree_not_yacs_wording(
+        tmp_path, monkeypatch):
+    """Config mistakes are found from the tree's own keys and value types, before yacs
+    merges: with yacs' own type check switched off, every message is still ours."""
+    import yacs.config
+
+    monkeypatch.setattr(yacs.config, "_check_and_coerce_cfg_value_type",
+                        lambda replacement, *args: replacement)
+    method = tmp_path / "method.yaml"
+    method.write_text("TRAINER:\n  COOP:\n    CSC: 1\n")
+    base = ["--root", str(tmp_path), "--trainer", "CoOp", "--dataset-config-file", CALTECH_CFG]
+    with pytest.raises(ConfigError) as err:
+        setup_cfg(build_parser().parse_args(base + ["--config-file", str(method)]))
+    assert str(err.value).startswith(f"{method}: TRAINER.COOP.CSC takes True or False")
+    method.write_text("TRAINER:\n  COOP:\n    N_CXT: 4\n")
+    with pytest.raises(ConfigError) as err:
+        setup_cfg(build_parser().parse_args(base + ["--config-file", str(method)]))
+    assert "unknown config key TRAINER.COOP.N_CXT" in str(err.value)
+    assert "Did you mean TRAINER.COOP.N_CTX" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        setup_cfg(build_parser().parse_args(base + ["OPTIM.MAX_EPOCH", "'five'"]))
+    assert str(err.value).startswith("command-line options: OPTIM.MAX_EPOCH takes a whole "
+                                     "number (default")
+    with pytest.raises(ConfigError) as err:
+        setup_cfg(build_parser().parse_args(base + ["OPTIM.MAX_EPOCHS", "5"]))
+    assert "unknown config key OPTIM.MAX_EPOCHS" in str(err.value)
+    # a list for a tuple key, None for any key: yacs takes both, and so do we
+    monkeypatch.undo()
+    cfg = setup_cfg(build_parser().parse_args(base + ["INPUT.SIZE", "[32, 32]"]))
+    assert tuple(cfg.INPUT.SIZE) == (32, 32)

@@ -123,3 +123,15 @@ def test_module_sizes_and_names():
             by_name[path.stem].append(name)
     shared = {stem: names for stem, names in by_name.items() if len(names) > 1}
     assert not shared, shared
+
+
+def test_the_import_paths_users_write_keep_working():
+    import importlib
+
+    for module, name in (("sar_prompt.sar", "SimilarityAlignment"),
+                         ("sar_prompt.results", "build_table"),
+                         ("sar_prompt.novel", "load"), ("sar_prompt.data", "doctor"),
+                         ("sar_prompt", "extend_cfg"), ("sar_prompt", "register")):
+        imported = importlib.import_module(module)
+        assert hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), \
+            f"{module}.{name}"
