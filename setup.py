@@ -58,8 +58,8 @@ setup(
     extras_require={
         "plots": ["matplotlib"],            # the plot beside each result table
         "slurm": ["submitit"],              # bench.sh / base2new_all.sh --slurm
-        "test": ["pytest", "hypothesis", "matplotlib", "submitit"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit"],
         # scripts/mutation.sh: mutmut 2 mutates files in place, which this layout needs
-        "dev": ["pytest", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
+        "dev": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
     },
 )
