@@ -227,3 +227,42 @@ def test_seed_zero_seeds_sars_generator(build_trainer, tmp_path):
     """SEED 0 is a seed like any other (only a negative SEED means nondeterministic)."""
     trainer = build_trainer("CoOpSAR", seed=0, output=tmp_path / "out")
     assert trainer.sar.generator.initial_seed() == 0
+
+
+@pytest.mark.parametrize("count, shown", [(3, "list"), (4, "size")])
+def test_the_sar_summary_line_of_a_conditioned_method_and_a_template_set(
+        build_trainer, tmp_path, capsys, monkeypatch, count, shown):
+    """The summary line names the condition of an image-conditioned method, and shows up to
+    three templates whole, a larger set (PromptSRC's 60) by its size and first template."""
+    from sar_prompt.trainers.sar import CoCoOpSAR
+
+    templates = [f"a photo of a {{}}, number {i}." for i in range(count)]
+    monkeypatch.setattr(CoCoOpSAR, "handcrafted_templates", lambda self: templates)
+    path = novel_file(tmp_path, ["tiger", "hot air balloon", "zebra"])
+    trainer = build_trainer("CoCoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path),
+                            output=tmp_path / "out")
+    listed = repr(templates) if shown == "list" else f"{count} averaged, from {templates[0]!r}"
+    assert (f"[sar_prompt] SAR: {len(trainer.dm.dataset.classnames)} base + 3 novel classes "
+            f"from {path} (manual), 3 novel per step, loss kl, weight 1.0, condition "
+            f"each_image, templates {listed}\n") in capsys.readouterr().out
+
+
+def test_the_warning_about_an_implausible_novel_name(build_trainer, tmp_path, capsys):
+    """The trainer's warning about a name in the novel list that is no class name: the file,
+    the problem, and the command that checks the list, as one line."""
+    path = novel_file(tmp_path, ["tiger", "visit https://example.com/zebra", "zebra"])
+    build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path), output=tmp_path / "out")
+    assert (f"\n[sar_prompt] warning: {path}: 1 names are URLs, web or e-mail addresses: "
+            f"'visit https://example.com/zebra'. Check the list with python -m "
+            f"sar_prompt.novel validate {path}\n") in "\n" + capsys.readouterr().out
+
+
+def test_sars_generator_is_named_sar_in_checkpoints(build_trainer, tmp_path):
+    """SAR's sampling generator goes into a checkpoint's random-number state as "sar", the
+    name checkpoints already written carry, so they keep resuming exactly."""
+    from sar_prompt.trainers.sar import SARMixin
+
+    trainer = build_trainer("CoOpSAR", output=tmp_path / "out")
+    generators = trainer.random_generators()
+    assert generators["sar"] is trainer.sar.generator
+    assert set(generators) == {*super(SARMixin, trainer).random_generators(), "sar"}

@@ -194,8 +194,12 @@ def report(status="bad_survived"):
                                 text=True, check=True).stdout
         mutated, _ = mutate(Context(source=source, filename=path, mutation_id=RelativeMutationID(
             line=line, index=index, line_number=number)))
-        new = mutated.split("\n")[number]
-        print(f"{pk:4d} {path}:{number + 1}\n       - {line.strip()}\n       + {new.strip()}")
+        # the line that changed: in an expression over several lines, mutmut's line number
+        # may be that of another of its lines
+        pairs = list(zip(source.split("\n"), mutated.split("\n")))
+        changed = next((i for i, (a, b) in enumerate(pairs) if a != b), number)
+        old, new = pairs[changed]
+        print(f"{pk:4d} {path}:{changed + 1}\n       - {old.strip()}\n       + {new.strip()}")
 
 
 if __name__ == "__main__":
