@@ -234,7 +234,7 @@ def test_the_sar_summary_line_of_a_conditioned_method_and_a_template_set(
         build_trainer, tmp_path, capsys, monkeypatch, count, shown):
     """The summary line names the condition of an image-conditioned method, and shows up to
     three templates whole, a larger set (PromptSRC's 60) by its size and first template."""
-    from sar_prompt.trainers.sar import CoCoOpSAR
+    from sar_prompt.trainers.sar_variants import CoCoOpSAR
 
     templates = [f"a photo of a {{}}, number {i}." for i in range(count)]
     monkeypatch.setattr(CoCoOpSAR, "handcrafted_templates", lambda self: templates)
@@ -260,7 +260,7 @@ def test_the_warning_about_an_implausible_novel_name(build_trainer, tmp_path, ca
 def test_sars_generator_is_named_sar_in_checkpoints(build_trainer, tmp_path):
     """SAR's sampling generator goes into a checkpoint's random-number state as "sar", the
     name checkpoints already written carry, so they keep resuming exactly."""
-    from sar_prompt.trainers.sar import SARMixin
+    from sar_prompt.trainers.sar_variants import SARMixin
 
     trainer = build_trainer("CoOpSAR", output=tmp_path / "out")
     generators = trainer.random_generators()
