@@ -1,7 +1,7 @@
 """`sar-prompt COMMAND ...` (also `python -m sar_prompt`): every sar-prompt tool behind one
 command and one vocabulary. Each subcommand hands its arguments to a tool's own main(); the
-tools' older entry points (`python -m sar_prompt.orchestration.bench`, `train.py`, scripts/*.sh) keep
-working unchanged.
+tools' older entry points (`train.py`, scripts/*.sh, `python -m sar_prompt.results`, ...)
+keep working unchanged.
 """
 import argparse
 import importlib
@@ -145,8 +145,8 @@ def with_trainer(argv, trainer):
 
 
 def bench_argvs(sub, argv):
-    """The `python -m sar_prompt.orchestration.bench` command lines a run / base2new / demo makes: one per
-    trainer of --trainers, else the one given."""
+    """The `python -m sar_prompt.orchestration.bench` command lines a run / base2new / demo
+    makes: one per trainer of --trainers, else the one given."""
     trainers, rest = split_trainers(argv)
     if sub.name == "demo":
         if not trainers and not (rest and not rest[0].startswith("-")):

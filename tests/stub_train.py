@@ -64,7 +64,7 @@ def main(argv):
     eval_only = "--eval-only" in argv
     if dataset == os.environ.get("STUB_DIE"):
         os._exit(9)  # a crash that takes its process with it
-    from sar_prompt.runs import lock as run_lock  # as train.py: one writer per folder (the runner's lock)
+    from sar_prompt.runs import lock as run_lock  # one writer per folder, as in train.py
 
     try:
         held = run_lock.acquire(out)

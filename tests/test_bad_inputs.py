@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from conftest import REPO, TINY_TRAINER_OPTS
-from sar_prompt.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, ConfigError,
-                               NovelClassesError, run_command)
+from sar_prompt.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, ConfigError, NovelClassesError,
+                               run_command)
 from sar_prompt.novel import default_path
 from sar_prompt.train import build_parser, check_names, main, setup_cfg
 

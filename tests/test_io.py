@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import sar_prompt.io as sio
-from sar_prompt.io import (atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           atomic_writer, current_umask, resumable_writer)
+from sar_prompt.io import (atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_writer,
+                           current_umask, resumable_writer)
 
 
 @contextmanager

@@ -4,8 +4,8 @@
 holds only the prompt learner's tensors (ours, or a reference implementation's, matched
 by `reference_state`), plus what an exact resume needs: random-number states, the AMP
 scaler, the best result and the step. Loading a file that needs a full unpickle is refused
-unless the user trusts it (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.modeling.torch_load). Each resume is
-recorded in the run folder's resumes.json. Every way a checkpoint can be unusable gets a
+unless the user trusts it (MODEL.TRUST_CHECKPOINT_CODE; see sar_prompt.modeling.torch_load).
+Each resume is recorded in the run folder's resumes.json. Every way a checkpoint can be unusable gets a
 message that says what to do.
 """
 import datetime
@@ -126,8 +126,8 @@ class TrainerCheckpoints:
 
     def load_model(self, directory, epoch=None):
         """Load the learnable prompt tensors, from our checkpoints or a reference
-        implementation's (sar_prompt.dassl_glue.reference_state); class-dependent tensors are rebuilt
-        for the current classes, so a base-class checkpoint evaluates on new classes."""
+        implementation's (sar_prompt.dassl_glue.reference_state); class-dependent tensors are
+        rebuilt for the current classes, so a base-class checkpoint evaluates on new classes."""
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return

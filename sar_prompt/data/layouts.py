@@ -309,7 +309,8 @@ class SARDemoFiles(DatasetFiles):
     dataset_dir = "sar_demo"
     image_dir = "images"
     split_file = "split_zhou_SARDemo.json"
-    split_source = "`python -m sar_prompt.orchestration.demo prepare --root DATA`, which generates it"
+    split_source = ("`python -m sar_prompt.orchestration.demo prepare --root DATA`, which "
+                    "generates it")
 
 
 # The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then

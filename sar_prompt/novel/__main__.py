@@ -1,4 +1,5 @@
-"""`python -m sar_prompt.novel COMMAND ...`; see sar_prompt/novel/lists_cli.py and docs/novel_classes.md."""
+"""`python -m sar_prompt.novel COMMAND ...`; see sar_prompt/novel/lists_cli.py and
+docs/novel_classes.md."""
 import sys
 
 from sar_prompt.novel.lists_cli import main

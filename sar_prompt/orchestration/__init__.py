@@ -1,1 +1,2 @@
-"""Running benchmarks: the runner and its worker processes, Slurm, the benchmark command line, sweeps, input checks before anything starts, and the offline demo."""
+"""Running benchmarks: the runner and its worker processes, Slurm, the benchmark command
+line, sweeps, input checks before anything starts, and the offline demo."""

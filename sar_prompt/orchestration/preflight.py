@@ -17,7 +17,7 @@ from sar_prompt.runs.protocols import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
 from sar_prompt.vocabulary import lookup, words
 
 
-# -- python -m sar_prompt.orchestration.bench --------------------------------------------------------------
+# -- python -m sar_prompt.orchestration.bench ------------------------------------------------
 def project_trainers():
     """The trainers this project runs: each method of protocol.METHODS and, for those that
     learn a prompt, its SAR variant."""

@@ -1,18 +1,20 @@
-"""Running jobs (see protocol.py): one after another, or one per GPU from a queue.
+"""Running jobs (see sar_prompt/runs/protocols.py): one after another, or one per GPU from
+a queue.
 
 Each run is `python -m sar_prompt.train`'s main, as in the CoOp family's scripts, and the
-runs of a job (a seed's training and its evaluations) share one process (run_worker.py:
-start-up costs seconds; a run's numbers do not depend on it).
-A finished run (valid results.json) is skipped; a broken results.json is moved aside and the
-run redone; an interrupted training run resumes from its last saved epoch (Dassl does that
-when its folder holds a checkpoint); a failed run is recorded (failed.json), reported with the
-tail of its log, and the next jobs go on; only the evaluations that need its checkpoint wait.
+runs of a job (a seed's training and its evaluations) share one process (worker.py:
+start-up costs seconds; a run's numbers do not depend on it). A finished run (valid
+results.json) is skipped; a broken results.json is moved aside and the run redone; an
+interrupted training run resumes from its last saved epoch (Dassl does that when its folder
+holds a checkpoint); a failed run is recorded (failed.json), reported with the tail of its
+log, and the next jobs go on; only the evaluations that need its checkpoint wait.
 
-Every run first takes its folder's lock (run_lock.py; a folder another process is writing
-is reported `busy`), and the folder must belong to the run's config (run_folder.py): one
-whose fingerprint says otherwise is a `conflict`, reported with the keys that differ, and is
-neither skipped, resumed, run nor marked failed (unless `Settings.move_aside`: it is renamed
-aside and the run starts afresh). The lock passes to the run's train.py in the worker.
+Every run first takes its folder's lock (sar_prompt/runs/lock.py; a folder another process
+is writing is reported `busy`), and the folder must belong to the run's config
+(sar_prompt/runs/ownership.py): one whose fingerprint says otherwise is a `conflict`,
+reported with the keys that differ, and is neither skipped, resumed, run nor marked failed
+(unless `Settings.move_aside`: it is renamed aside and the run starts afresh). The lock
+passes to the run's train.py in the worker.
 
 Quiet by default: one line when a run starts and one when it ends (dataset, trainer, seed,
 phase, accuracy, time), a progress bar while it trains (epoch, loss, ETA) when the terminal
@@ -37,8 +39,8 @@ from sar_prompt.errors import SarPromptError
 from sar_prompt.orchestration.console import Console  # noqa: F401  (runner.Console)
 from sar_prompt.runs.progress import QUIET_ENV, parse_event
 from sar_prompt.orchestration.worker import DEFAULT_ENTRY, EXIT_EVENT
-from sar_prompt.runs.result_file import (RESULT_FILE, clear_failed, last_checkpoint_epoch, latest_log,
-                                         mark_failed, read_run)
+from sar_prompt.runs.result_file import (RESULT_FILE, clear_failed, last_checkpoint_epoch,
+                                         latest_log, mark_failed, read_run)
 
 CONSOLE_FILE = "console.txt"  # what a quiet run printed outside Dassl's log, if anything
 TAIL_LINES = 20
@@ -95,7 +97,7 @@ def _tail(path, n=TAIL_LINES):
 
 
 class Worker:
-    """The process that runs a job's runs, one after another (run_worker.py): started at the
+    """The process that runs a job's runs, one after another (worker.py): started at the
     job's first run that needs it, started again if it dies, closed when the job ends."""
 
     def __init__(self, settings, gpu=None, active=None):

@@ -1,4 +1,4 @@
-"""Result tables, read from each run folder's results.json (see run_result.py).
+"""Result tables, read from each run folder's results.json (see sar_prompt/runs/result_file.py).
 
     python -m sar_prompt.results OUTPUT                      # whatever is there
     python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR
@@ -35,10 +35,11 @@ arithmetic), `formats` renders it (text, markdown, LaTeX, CSV long and wide, JSO
 the per-seed tables the scripts print, `sweep_table` a sweep's table, `plots` the figures,
 `diagnose` a run's similarity structure.
 """
-from sar_prompt.results.aggregate import (AVERAGE, METRICS, Entry, Table, build_table, delta_pairs,  # noqa: F401
-                                          harmonic_mean, trainers_on_disk)
+from sar_prompt.results.aggregate import (AVERAGE, METRICS, Entry, Table, build_table,  # noqa: F401
+                                          delta_pairs, harmonic_mean, trainers_on_disk)
 from sar_prompt.results.tables_cli import build_parser, main, resolve_root  # noqa: F401
 from sar_prompt.results.formats import (FORMATS, RENDER, problems_text, render, save,  # noqa: F401
-                                        title_of, to_csv, to_csv_wide, to_json, to_latex, to_markdown, to_text)
+                                        title_of, to_csv, to_csv_wide, to_json, to_latex,
+                                        to_markdown, to_text)
 from sar_prompt.results.records import collect, run_dirs  # noqa: F401
 from sar_prompt.results.seed_tables import format_seed_runs, format_table  # noqa: F401

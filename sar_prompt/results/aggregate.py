@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sar_prompt.runs import fingerprint as fingerprints
 from sar_prompt.errors import ConfigError, SarPromptError
-from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS, SAR_SUFFIX,
-                                       TRANSFER_SOURCE, default_config, default_datasets, method_name, run_dir,
-                                       trains)
+from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS,
+                                       SAR_SUFFIX, TRANSFER_SOURCE, default_config,
+                                       default_datasets, method_name, run_dir, trains)
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.results import records as found
 

@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from sar_prompt.errors import ConfigError, SarPromptError
-from sar_prompt.runs.protocols import BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE, default_datasets, \
-    protocol_of_root, protocol_root
+from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS, TRANSFER_SOURCE,
+                                       default_datasets, protocol_of_root, protocol_root)
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
 from sar_prompt.results import records as found

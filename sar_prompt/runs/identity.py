@@ -5,7 +5,7 @@ files' content and every trailing KEY VALUE override, as train.py layers them), 
 entries that only say where files are (`LOCATION_KEYS`), plus the sha256 of the
 novel-class list a SAR trainer reads. A run folder's identity is read from its
 fingerprint.json; a run asked for again into the same folder must have the same one
-(see run_folder.py). Package versions, the git revision and the CLIP weights' digest are
+(see ownership.py). Package versions, the git revision and the CLIP weights' digest are
 recorded in the fingerprint but do not block: they are reported when results are averaged.
 
 Overrides also name the folder (`config_folder`): `<config>` without any, else

@@ -5,7 +5,7 @@ asked for (identity.py). Another config's folder is refused, every differing key
 unless the run moves it aside (`--move-aside`: renamed to `<folder>.moved-<UTC time>`,
 never deleted). A folder that holds results or checkpoints but no fingerprint is refused
 alike: nothing says what made it. A finished training run asked for again is reported, not
-redone. The run then holds the folder's lock (run_lock.py) until it ends.
+redone. The run then holds the folder's lock (lock.py) until it ends.
 """
 import atexit
 import datetime
