@@ -39,13 +39,13 @@ def run(args):
     from sar_prompt.runs import fingerprint
     from sar_prompt.orchestration import preflight
     from sar_prompt.runs import progress
-    from sar_prompt.runs import ownership as run_folder
+    from sar_prompt.runs import ownership
 
     quiet = progress.QuietRun() if progress.quiet_requested() else None
     cfg = setup_cfg(args)
     check_names(cfg, args)
     preflight.train_inputs(cfg, args)  # INPUT.SIZE, --model-dir, --load-epoch
-    if run_folder.claim(cfg, args).finished:  # another config's folder: refused here
+    if ownership.claim(cfg, args).finished:  # another config's folder: refused here
         return
     if args.eval_only:
         check_eval_output(cfg, args)

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sar_prompt.runs import ownership as run_folder
+from sar_prompt.runs import ownership
 from sar_prompt.runs import lock as run_lock
 from sar_prompt.errors import SarPromptError
 from sar_prompt.orchestration.console import Console  # noqa: F401  (runner.Console)
@@ -203,12 +203,12 @@ def _load_epoch(run):
 
 
 def folder_clash(run):
-    """The run_folder.Clash of a run's folder with the run's config, or None. None too when
+    """The ownership.Clash of a run's folder with the run's config, or None. None too when
     the config cannot be resolved here (no Dassl, a bad key): the run itself then says why."""
     from sar_prompt.runs import fingerprint
     from sar_prompt.runs import identity
 
-    if fingerprint.read(run.output_dir) is None and not run_folder.holds_work(run.output_dir):
+    if fingerprint.read(run.output_dir) is None and not ownership.holds_work(run.output_dir):
         return None  # nothing there to lose or to mix with (no config to resolve)
 
     try:
@@ -219,7 +219,7 @@ def folder_clash(run):
         if exc.name != "dassl":
             raise
         return None
-    return run_folder.clash(run.output_dir, requested)
+    return ownership.clash(run.output_dir, requested)
 
 
 def execute_run(run, settings, console, slot=0, worker=None, stop=None, tag=""):
@@ -248,7 +248,7 @@ def _execute_locked(run, settings, console, slot, worker, stop, tag, held):
             console.line(f"{console.next_index()} {tag}{run.label}: CONFLICT: {text}")
             return Outcome(run, "conflict", detail=clash.summary())
         lock.release()
-        run_folder.move_aside(run.output_dir, log=console.out)
+        ownership.move_aside(run.output_dir, log=console.out)
         lock = run_lock.acquire(run.output_dir, command=settings.command(run), log=console.out)
         held.append(lock)
     state = read_run(run.output_dir, expectations(run))
