@@ -12,8 +12,7 @@ or loads a checkpoint and evaluates.
 import sys
 from pathlib import Path
 
-from sar_prompt.config.command_line import (build_parser, check_names, setup_cfg,  # noqa: F401
-                                            suggest)
+from sar_prompt.config.command_line import build_parser, check_names, setup_cfg
 from sar_prompt.errors import ConfigError, SarPromptError, run_command
 
 

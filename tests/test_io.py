@@ -149,13 +149,13 @@ def test_every_project_writer_respects_the_umask(tmp_path, under_umask, make_cfg
 
     import sar_prompt  # noqa: F401  (patches Dassl's save_checkpoint)
     from sar_prompt.orchestration import demo
-    from sar_prompt.runs import result_file as run_result
+    from sar_prompt.dassl_glue.results_json import write_run_result
     from sar_prompt.datasets import Caltech101
     from sar_prompt.novel import build, facts
 
     expected = 0o666 & ~under_umask
     cfg = make_cfg("CoOp", root=fresh_caltech_root, output=tmp_path / "run")
-    written = [run_result.write_run_result(cfg, 50.0, 1)]
+    written = [write_run_result(cfg, 50.0, 1)]
 
     save_dir = tmp_path / "run" / "prompt_learner"
     torchtools.save_checkpoint({"state_dict": {"ctx": torch.zeros(2)}, "epoch": 1},

@@ -22,10 +22,10 @@ from dassl.utils import load_pretrained_weights
 
 from sar_prompt.config import (check_method_cfg, check_sar_cfg, check_text_encoder_cfg,
                                require_keys, required_trainer_keys)
-from sar_prompt.modeling import torch_load
 from sar_prompt.dassl_glue.results_json import write_run_result
 from sar_prompt.dassl_glue.trainer_checkpoints import TrainerCheckpoints, read_resumes
 from sar_prompt.errors import ConfigError
+from sar_prompt.modeling import torch_load
 from sar_prompt.modeling.backbone import effective_precision, load_clip
 from sar_prompt.modeling.image_encoder import ImageEncoder
 from sar_prompt.modeling.prompted_clip import PromptedCLIP, mean_over_images

@@ -33,12 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sar_prompt.runs import ownership
-from sar_prompt.runs import lock as run_lock
 from sar_prompt.errors import SarPromptError
-from sar_prompt.orchestration.console import Console  # noqa: F401  (runner.Console)
-from sar_prompt.runs.progress import QUIET_ENV, parse_event
+from sar_prompt.orchestration.console import Console
 from sar_prompt.orchestration.worker import DEFAULT_ENTRY, EXIT_EVENT
+from sar_prompt.runs import lock as run_lock
+from sar_prompt.runs import ownership
+from sar_prompt.runs.progress import QUIET_ENV, parse_event
 from sar_prompt.runs.result_file import (RESULT_FILE, clear_failed, last_checkpoint_epoch,
                                          latest_log, mark_failed, read_run)
 
@@ -119,7 +119,8 @@ class Worker:
             self.active.add(self.proc)
 
     def run(self, argv, env, on_line):
-        """Hand the worker one run; `on_line(line)` for each line it prints; its exit code."""
+        """Hand the worker one run; `on_line(line, event)` for each line it prints (event:
+        its progress event, or None); the run's exit code."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         try:

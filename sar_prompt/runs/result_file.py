@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sar_prompt.dassl_glue.results_json import RESULT_FILE, write_run_result  # noqa: F401
+from sar_prompt.dassl_glue.results_json import RESULT_FILE
 from sar_prompt.io import DuplicateKeyError, atomic_write_json, read_json
 
 FAILED_FILE = "failed.json"
