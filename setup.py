@@ -3,7 +3,20 @@
 it never adds top-level `trainers` or `datasets` packages that would shadow a host suite's,
 and a normal (non-editable) install carries every file read at run time: configs, class
 lists, novel-class lists and the novel-class prompt."""
-from setuptools import setup
+from setuptools import find_packages, setup
+
+# Repository folders installed as subpackages of sar_prompt (the rest of the package is
+# sar_prompt/ itself). Packages are discovered, never listed, so none can be left out.
+MAPPED = {"trainers": "sar_prompt.trainers", "datasets": "sar_prompt.datasets",
+          "novel_classes": "sar_prompt.novel_classes", "configs": "sar_prompt.configs"}
+
+
+def discovered_packages():
+    packages = ["sar_prompt", *(f"sar_prompt.{p}" for p in find_packages("sar_prompt"))]
+    for folder, package in MAPPED.items():
+        packages += [package, *(f"{package}.{p}" for p in find_packages(folder))]
+    return packages
+
 
 setup(
     name="sar-prompt",
@@ -13,31 +26,13 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=[
-        "sar_prompt",
-        "sar_prompt.modeling",
-        "sar_prompt.results",
-        "sar_prompt.published",
-        "sar_prompt.novel",
-        "sar_prompt.classnames",
-        "sar_prompt.data",
-        "sar_prompt.trainers",
-        "sar_prompt.datasets",
-        "sar_prompt.novel_classes",
-        "sar_prompt.configs",
-    ],
-    package_dir={
-        "sar_prompt": "sar_prompt",
-        "sar_prompt.trainers": "trainers",
-        "sar_prompt.datasets": "datasets",
-        "sar_prompt.novel_classes": "novel_classes",
-        "sar_prompt.configs": "configs",
-    },
-    package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"],
-                  "sar_prompt.published": ["*.csv"],
-                  "sar_prompt.novel": ["prompts/*.txt"],
-                  "sar_prompt.configs": ["datasets/*.yaml", "trainers/*.yaml",
-                                         "trainers/*/*.yaml"]},
+    packages=discovered_packages(),
+    package_dir={"sar_prompt": "sar_prompt", **{p: f for f, p in MAPPED.items()}},
+    # every data file read at run time, in any package (tests/test_wheel_install.py checks
+    # that each file git tracks under a package folder is in the wheel)
+    package_data={"": ["*.json", "*.txt", "*.csv", "*.yaml"],
+                  "sar_prompt.configs": ["**/*.yaml"],
+                  "sar_prompt.novel": ["prompts/*.txt"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[
         "torch>=1.13",

@@ -30,4 +30,7 @@ export DATA="${DATA:-$REPO/data}" OUTPUT="${OUTPUT:-$REPO/output}"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python; fi
 fi
-exec "$PYTHON" -m sar_prompt.orchestration.bench "$@"
+# As `-m sar_prompt.orchestration.bench`, but without the working directory on sys.path: run
+# from a checkout's root, the checkout's sar_prompt/ would shadow the installed package.
+exec "$PYTHON" -c "import runpy, sys; sys.path[:1] == [''] and sys.path.pop(0); \
+runpy.run_module('sar_prompt.orchestration.bench', run_name='__main__', alter_sys=True)" "$@"

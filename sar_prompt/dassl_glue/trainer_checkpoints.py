@@ -14,7 +14,6 @@ import json
 import os.path as osp
 
 import torch
-from dassl.utils import torchtools
 
 from sar_prompt.errors import CheckpointError, MissingCheckpointError
 from sar_prompt.io import atomic_write_json
@@ -67,6 +66,10 @@ class TrainerCheckpoints:
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
         """Dassl's checkpoint plus `training_state`, so a resumed run is the same run."""
+        # Imported here: importing Dassl registers our trainers, which import this module,
+        # so a module-level import would make `import` of this module first a cycle.
+        from dassl.utils import torchtools
+
         state = self.training_state(epoch)
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]

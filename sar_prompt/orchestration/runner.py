@@ -62,7 +62,19 @@ class Settings:
         return [self.python, *entry, *run.argv(load_epoch)]
 
     def worker_command(self):
-        return [self.python, "-m", "sar_prompt.orchestration.worker", self.train]
+        return module_command(self.python, "sar_prompt.orchestration.worker", self.train)
+
+
+# `python -m` puts the working directory first on sys.path, where a checkout's sar_prompt/
+# (run from its root) would shadow the installed package, which alone has every subpackage.
+# Runs the module as -m does, without that entry (scripts/bench.sh does the same).
+_RUN_MODULE = ("import runpy, sys; sys.path[:1] == [''] and sys.path.pop(0); "
+               "runpy.run_module({!r}, run_name='__main__', alter_sys=True)")
+
+
+def module_command(python, module, *args):
+    """`python -m MODULE ARGS` that imports the installed package, whatever the directory."""
+    return [python, "-c", _RUN_MODULE.format(module), *args]
 
 
 @dataclass
