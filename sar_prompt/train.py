@@ -35,6 +35,7 @@ def run(args):
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
     import torch
 
+    from sar_prompt.dassl_glue import rng
     from sar_prompt.runs import fingerprint
     from sar_prompt.orchestration import preflight
     from sar_prompt.runs import progress
@@ -54,8 +55,7 @@ def run(args):
     setup_logger(cfg.OUTPUT_DIR)
     if quiet:
         quiet.after_logger()
-    if torch.cuda.is_available() and cfg.USE_CUDA:
-        torch.backends.cudnn.benchmark = True
+    rng.configure_cuda(torch.cuda.is_available() and cfg.USE_CUDA, rng.deterministic_requested())
     print("** Arguments **")
     for key in sorted(vars(args)):
         print(f"{key}: {getattr(args, key)}")

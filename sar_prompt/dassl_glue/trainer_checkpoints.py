@@ -110,14 +110,14 @@ class TrainerCheckpoints:
             print(f"[sar_prompt] {path} holds no random-number state (an older checkpoint): "
                   "training continues, but not bit-identically to an uninterrupted run.")
             return False
-        missing = rng.restore(state["rng"], self.random_generators())
+        problems = rng.restore(state["rng"], self.random_generators())
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.best_result = state.get("best_result", self.best_result)
-        if missing:
-            print(f"[sar_prompt] {path} has no state for {', '.join(missing)}; the resumed run "
-                  "may differ from an uninterrupted one.")
-        return not missing
+        if problems:
+            print(f"[sar_prompt] {path}: {'; '.join(problems)}; the resumed run may differ from "
+                  "an uninterrupted one.")
+        return not problems
 
     def record_resume(self, epoch, path, exact):
         record_file = osp.join(self.output_dir, RESUME_RECORD)

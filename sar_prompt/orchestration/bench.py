@@ -211,6 +211,8 @@ def main(argv=None):
         jobs = [job for _, b in points for job in b.jobs()]
         if not args.dry_run:
             preflight.bench_data(bench, jobs)
+            if args.gpus and not (args.slurm or args.cluster):
+                preflight.check_gpus_exist(words(args.gpus))
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -86,6 +86,30 @@ def bench_args(args):
     return args
 
 
+def check_gpus_exist(gpus):
+    """GPUS / --gpus name GPUs this machine shows (before a run starts): a run given a GPU
+    that does not exist would train on the CPU instead. The ids are what each run gets as
+    CUDA_VISIBLE_DEVICES, so under a CUDA_VISIBLE_DEVICES of our own they must be among it."""
+    import torch  # only for runs that start here: dry runs stay fast
+
+    given = ",".join(gpus)
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--gpus {given}: no GPU is visible here (torch.cuda.is_available() "
+                          "is False: no NVIDIA driver, a CPU-only PyTorch build, or "
+                          "CUDA_VISIBLE_DEVICES hides them). Run on a GPU machine, or leave "
+                          "--gpus out (and GPUS unset) to run on the CPU.")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        allowed, shown = words(visible), f"CUDA_VISIBLE_DEVICES={visible}"
+    else:
+        count = torch.cuda.device_count()
+        allowed, shown = [str(i) for i in range(count)], f"{count} GPUs (0-{count - 1})"
+    for gpu in gpus:
+        if gpu not in allowed:
+            raise ConfigError(f"--gpus {given}: GPU {gpu} is not visible here; this machine "
+                              f"shows {shown}. Give ids from those.")
+
+
 def bench_data(bench, jobs):
     """A missing DATA folder, said once (runs would each fail on it); not for the demo,
     which generates its data, nor when every run is finished already."""
