@@ -205,6 +205,15 @@ def test_the_installed_command_runs_the_demo_and_its_table_from_an_empty_folder(
     proc = sar_prompt_command(venv, tmp_path, "results", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)
+    proc = sar_prompt_command(venv, tmp_path, "data", "check", "demo", "--data", "data")
+    assert proc.returncode == 0 and "ready for training" in proc.stdout, proc.stdout
+    trained = tmp_path / "output/base2new/train_base/demo/shots_16/CoOpSAR/demo/seed1"
+    proc = sar_prompt_command(venv, tmp_path, "diagnose", str(trained))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (trained / "diagnose" / "diagnose.json").is_file()
+    shipped = venv.glob("lib/python*/site-packages/sar_prompt/novel_classes/dtd.json")
+    proc = sar_prompt_command(venv, tmp_path, "novel", "validate", str(next(shipped)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert files_under(venv) == before  # nothing written into the installed package
 
 
