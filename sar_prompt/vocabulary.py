@@ -88,3 +88,19 @@ class DeprecatedAlias(argparse.Action):
             print(f"warning: {option_string} is deprecated; use {self.preferred} (same "
                   "meaning).", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+class OneSpelling(argparse.Action):
+    """Stores like "store", and refuses a second spelling of the same option (--data and
+    --root, --output and --output-dir): which of two values was meant is unknown."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_spellings", {})
+        first = seen.get(self.dest)
+        if first is not None and option_string and first[0] != option_string:
+            raise argparse.ArgumentError(
+                self, f"given twice, as {first[0]} {first[1]} and as {option_string} {values}: "
+                      f"these are two spellings of one option; give it once (as "
+                      f"{self.option_strings[0]}).")
+        seen[self.dest] = (option_string, values)
+        setattr(namespace, self.dest, values)

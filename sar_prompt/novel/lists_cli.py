@@ -16,6 +16,7 @@ from sar_prompt.novel import shipped_dir
 from sar_prompt.novel import build
 from sar_prompt.novel import facts as facts_mod
 from sar_prompt.novel.clean import MAX_CONTEXT_TOKENS, MAX_WORDS
+from sar_prompt.vocabulary import OneSpelling
 
 # Tools write here, relative to the working directory; the trainers keep reading the lists
 # shipped in the package unless TRAINER.SAR.NOVEL_FILE names another file. In a checkout,
@@ -52,6 +53,7 @@ def _dataset_args(p, many=True):
         group.add_argument("--all", action="store_true",
                            help="all 11 datasets of the base-to-new benchmark")
         p.add_argument("--output", "--out-dir", "--out", dest="out_dir", type=Path, default=None,
+                       action=OneSpelling,
                        help=f"where <key>.json goes (default: {OUTPUT_DIR}/ in the working "
                             f"directory, never the installed package). {_use_output()}")
     p.add_argument("--exclude-new", action="store_true", help=EXCLUDE_NEW_HELP)
@@ -109,6 +111,7 @@ def build_parser():
     f.add_argument("--dataset", required=True, metavar="KEY",
                    help=f"dataset key: {', '.join(facts_mod.known_keys())}")
     f.add_argument("--output", "--out", dest="out", type=Path, default=None,
+                   action=OneSpelling,
                    help=f"output file (default: {OUTPUT_DIR}/<key>.json in the working "
                         f"directory, never the installed package). {_use_output()}")
     f.add_argument("--source", choices=["file", "manual"], default="file",

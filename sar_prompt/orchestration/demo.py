@@ -15,6 +15,7 @@ import torch
 
 from sar_prompt.errors import run_command
 from sar_prompt.io import atomic_write_bytes, atomic_write_json
+from sar_prompt.vocabulary import OneSpelling
 
 DEMO_DIR = "sar_demo"
 SPLIT_FILE = "split_zhou_SARDemo.json"
@@ -109,6 +110,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="write the demo dataset and tiny CLIP")
     prep.add_argument("--data", "--root", dest="root", metavar="DATA", required=True,
+                      action=OneSpelling,
                       help="data folder; the demo goes in DATA/sar_demo")
     args = p.parse_args(argv)
 

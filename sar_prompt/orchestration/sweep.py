@@ -72,7 +72,7 @@ def folder_note(run):
     busy = holder(run.output_dir)
     if busy:
         return f"busy: {describe(busy)}  "
-    clash = folder_clash(run)
+    clash = folder_clash(run, light=True)
     if clash is not None:
         return f"ANOTHER CONFIG'S FOLDER ({clash.summary()}); --move-aside to redo  "
     return ""
