@@ -90,7 +90,7 @@ def run(args):
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print("** Arguments **")
-    for key in sorted(vars(args)):
+    for key in sorted(k for k in vars(args) if not k.startswith("_")):  # _: the parser's own
         print(f"{key}: {getattr(args, key)}")
     print("** Config **")
     print(cfg)

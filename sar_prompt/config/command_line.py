@@ -9,7 +9,6 @@ reported in the user's words, naming the file or the option, with the closest ke
 import argparse
 import difflib
 import functools
-import importlib.machinery
 import importlib.util
 import sys
 from contextlib import contextmanager
@@ -214,7 +213,13 @@ def reset_cfg(cfg, args):
 @functools.lru_cache(maxsize=1)
 def _dassl_defaults_file():
     """Dassl's config/defaults.py, run as a module of its own: it needs only yacs."""
-    spec = importlib.machinery.PathFinder.find_spec("dassl")  # past the registration hook
+    spec = None
+    for finder in sys.meta_path:  # an editable install has a finder of its own
+        if getattr(finder, "registers_sar_prompt", False) or not hasattr(finder, "find_spec"):
+            continue  # sar_prompt's registration hook: it would register (and import torch)
+        spec = finder.find_spec("dassl", None)
+        if spec is not None:
+            break
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("No module named 'dassl'", name="dassl")
     path = Path(list(spec.submodule_search_locations)[0]) / "config" / "defaults.py"
