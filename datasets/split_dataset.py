@@ -2,7 +2,7 @@
 `sar_prompt.data` files description (layout, records, checks, few-shot cache), keeps the
 base or new half of the classes exactly as the CoOp family does (so a seed picks the same
 images as CoOp's loaders), and hands Dassl its Datums. It stops with a DataError that names
-the path and the fix rather than failing mid-epoch; `python -m sar_prompt.data check` runs
+the path and the fix rather than failing mid-epoch; `sar-prompt data check` runs
 the same checks without Dassl and lists them all.
 """
 from dassl.data.datasets import DatasetBase, Datum

@@ -33,7 +33,7 @@ SUBCOMMANDS = {s.name: s for s in (
                prefix=("base2new",)),
     Subcommand("demo", "sar_prompt.orchestration.bench",
                "the offline demo: `run base2new CoOpSAR --datasets demo` on a generated "
-               "dataset and a tiny random CLIP (under a minute on a CPU)",
+               "dataset and a tiny random CLIP",
                prefix=("base2new",)),
     Subcommand("train", "sar_prompt.train",
                "one training or evaluation run, with CoOp's train.py command line"),

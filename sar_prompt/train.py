@@ -26,8 +26,8 @@ def check_eval_output(cfg, args):
     existing = Path(cfg.OUTPUT_DIR) / RESULT_FILE
     if existing.exists() and not args.overwrite_results:
         raise ConfigError(
-            f"{existing} exists: --output-dir {cfg.OUTPUT_DIR} holds a finished run's results. "
-            "Evaluate into another --output-dir, or pass --overwrite-results to replace them.")
+            f"{existing} exists: --output {cfg.OUTPUT_DIR} holds a finished run's results. "
+            "Evaluate into another --output, or pass --overwrite-results to replace them.")
 
 
 def _names_a_file(value):

@@ -32,8 +32,8 @@ TERMS = {
                    ("--output-dir (train)", "results' positional ROOT",
                     "--out-dir, --out (novel)")),
     "config": Term("--config", "SAR_PROMPT_CONFIG", "CFG",
-                   "the trainer config: a name under configs/trainers/ or a .yaml file "
-                   "(train: the file)", ("--config-file (train)",)),
+                   "the trainer config: a name under configs/trainers/ or a .yaml file",
+                   ("--config-file (train)",)),
     "datasets": Term("--datasets", "SAR_PROMPT_DATASETS", "DATASETS",
                      "the datasets to run or show", ("--dataset (novel, repeatable)",)),
     "trainers": Term("--trainers", None, None,

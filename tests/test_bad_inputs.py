@@ -150,7 +150,7 @@ def test_unknown_dataset_from_a_file_names_the_file(tmp_path):
     method = tmp_path / "method.yaml"
     method.write_text('DATASET:\n  NAME: "Caltech103"\n')
     msg = unknown_name_message(args_for(tmp_path, "--config-file", str(method)))
-    assert "'Caltech103'" in msg and f"set by --config-file {method}" in msg
+    assert "'Caltech103'" in msg and f"set by --config {method}" in msg
 
 
 def test_no_dataset_at_all_says_which_flag_gives_one(tmp_path):

@@ -51,9 +51,9 @@ def build_parser():
                    help="load checkpoints that need a full unpickle, which can run arbitrary "
                         "code: only for files you trust (sets MODEL.TRUST_CHECKPOINT_CODE)")
     p.add_argument("--overwrite-results", action="store_true",
-                   help="with --eval-only: replace an existing results.json in --output-dir")
+                   help="with --eval-only: replace an existing results.json in --output")
     p.add_argument("--move-aside", action="store_true",
-                   help="when --output-dir holds a run of another config, rename it to "
+                   help="when --output holds a run of another config, rename it to "
                         "<folder>.moved-<UTC time> and start afresh (see docs/runs.md)")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                    help="modify config options using the command-line")
@@ -248,7 +248,7 @@ def setup_cfg(args, light=False):
     cfg = dassl_defaults(light)
     extend_cfg(cfg)
     _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
-    _merge_file(cfg, args.config_file, "--config-file")
+    _merge_file(cfg, args.config_file, "--config")
     reset_cfg(cfg, args)
     opts = args.opts or []
     if len(opts) % 2:
@@ -283,7 +283,7 @@ def origin(key, args):
     for arg, flag_key in FLAG_KEYS:
         if flag_key == key and getattr(args, arg):
             return f"--{arg.replace('_', '-')}"
-    for path, flag in ((args.config_file, "--config-file"),
+    for path, flag in ((args.config_file, "--config"),
                        (args.dataset_config_file, "--dataset-config-file")):
         if path and _file_declares(path, key):
             return f"{flag} {path}"

@@ -1,4 +1,4 @@
-"""python -m sar_prompt.data {check,download} DATASET --data DATA (see sar_prompt.data)."""
+"""sar-prompt data {check,download} DATASET --data DATA (see sar_prompt.data)."""
 import argparse
 import os
 import sys

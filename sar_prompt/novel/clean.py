@@ -107,7 +107,7 @@ def implausible(name):
 def screen(names, secrets=()):
     """Problems of names already in a list that `clean` would have dropped as secrets or as
     not plausible class names (markup, URLs, instructions, too many words), in the words
-    `python -m sar_prompt.novel validate` and the SAR trainer report them. Secrets are
+    `sar-prompt novel validate` and the SAR trainer report them. Secrets are
     counted, never shown."""
     problems = []
     fragments = key_secrets(secrets)

@@ -1,4 +1,4 @@
-"""`python -m sar_prompt.novel`: make, cache and check novel-class lists.
+"""`sar-prompt novel`: make, cache and check novel-class lists.
 
     generate  --dataset KEY | --all    ask GPT-4o (or an OpenAI-compatible server) once
     vocab     --dataset KEY | --all    words from CLIP's own vocabulary (offline)
@@ -65,7 +65,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m sar_prompt.novel", description=__doc__.split("\n\n")[0],
         epilog=VALIDATION + f" generate, vocab, wordnet and from-file write to {OUTPUT_DIR}/ in "
-               "the working directory (or --out-dir / --out), never into the installed "
+               "the working directory (or --output), never into the installed "
                "package. " + _use_output() + " See docs/novel_classes.md.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -158,13 +158,13 @@ def _check_writable(out_dir, keys):
         message = os_error_message(exc)
         if message is None:
             raise
-        raise NovelClassesError(f"--out-dir {out_dir}: {message} Nothing was asked of the "
+        raise NovelClassesError(f"--output {out_dir}: {message} Nothing was asked of the "
                                 "model (no request is paid for).") from exc
     for key in keys:
         target = out_dir / f"{key}.json"
         if target.is_dir():
             raise NovelClassesError(f"{target} is a folder, where the list for {key} goes. "
-                                    "Move it away or choose another --out-dir; nothing was "
+                                    "Move it away or choose another --output; nothing was "
                                     "asked of the model.")
 
 

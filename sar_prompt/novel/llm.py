@@ -119,7 +119,7 @@ def api_key():
         raise NovelClassesError(
             f"{KEY_ENV} is not set. `generate` asks an OpenAI-compatible server and reads the "
             f"key from {KEY_ENV} only (for a local server that needs none, set it to any "
-            "placeholder). Without a key, use an offline source: `python -m sar_prompt.novel "
+            "placeholder). Without a key, use an offline source: `sar-prompt novel "
             "vocab`, `wordnet` or `from-file`.")
     return key
 

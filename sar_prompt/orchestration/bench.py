@@ -1,6 +1,6 @@
 """Run a protocol of the CoOp family for one trainer: every dataset, seed (and shots).
 
-    python -m sar_prompt.orchestration.bench PROTOCOL TRAINER [KEY VALUE ...] [options]
+    sar-prompt run PROTOCOL TRAINER [KEY VALUE ...] [options]
 
 PROTOCOL is base2new, fewshot, xd (cross-dataset transfer) or dg (domain generalisation);
 see sar_prompt/runs/protocols.py for the runs each makes. scripts/base2new_all.sh,
@@ -323,7 +323,7 @@ def submit(bench, jobs, settings, args):
     print(f"submitted {len(handles)} job(s) to {options.cluster} ({ids[0]}"
           + (f" ... {ids[-1]}" if len(ids) > 1 else "") + f"); their logs: {folder}")
     if not args.wait and options.cluster == "slurm":  # local / debug run here: always wait
-        print(f"when they are done: python -m sar_prompt.results {bench.root} --trainer "
+        print(f"when they are done: sar-prompt results {bench.root} --trainer "
               f"{bench.trainer}")
         return 0
     outcomes, crashed = wait(handles, todo)

@@ -1,6 +1,5 @@
 """An offline demo: a tiny generated dataset and a tiny random CLIP, so the whole base-to-new
-pipeline runs on a CPU (under a minute on 2 cores; see README) before any
-data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
+pipeline runs on a CPU (its time: README) before any data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
 is random.
 
     python -m sar_prompt.orchestration.demo prepare --data DATA    # writes DATA/sar_demo/

@@ -1,6 +1,6 @@
 """Checks of a command's input made before anything is spawned or built.
 
-`bench_args` (python -m sar_prompt.orchestration.bench, so scripts/base2new.sh, base2new_all.sh and
+`bench_args` (sar-prompt run, so scripts/base2new.sh, base2new_all.sh and
 bench.sh) reads SEEDS / SHOTS / GPUS or their flags, the trainer name and the Slurm choice;
 `bench_data` reports a missing DATA folder once, before the first run; `train_inputs`
 (train.py) checks INPUT.SIZE, --model-dir and --load-epoch before CLIP and the data are
@@ -17,7 +17,7 @@ from sar_prompt.runs.protocols import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
 from sar_prompt.vocabulary import lookup, words
 
 
-# -- python -m sar_prompt.orchestration.bench ------------------------------------------------
+# -- sar-prompt run ------------------------------------------------------------------------------
 def project_trainers():
     """The trainers this project runs: each method of protocol.METHODS and, for those that
     learn a prompt, its SAR variant."""
@@ -106,8 +106,8 @@ def bench_data(bench, jobs):
     what = "is a file, not a folder" if data.exists() else "does not exist"
     first = bench.source if bench.protocol in ("xd", "dg") else bench.datasets[0]
     raise ConfigError(f"the datasets folder {data} (DATA / --data) {what}. Set DATA to the "
-                      "folder that holds the datasets, or make it: python -m sar_prompt.data "
-                      f"download {first} --root {data} (docs/datasets.md).")
+                      "folder that holds the datasets, or make it: sar-prompt data "
+                      f"download {first} --data {data} (docs/datasets.md).")
 
 
 def missing_data(bench, jobs):

@@ -1,8 +1,8 @@
 """Sweeps: the same benchmark at several settings, one table row per setting (a *point*).
 
-    python -m sar_prompt.orchestration.bench base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
+    sar-prompt run base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
     SWEEP="TRAINER.SAR.WEIGHT=0,5;OPTIM.MAX_EPOCH=5,10" bash scripts/base2new.sh dtd CoOpSAR
-    python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR --sweep
+    sar-prompt results OUTPUT/base2new --trainer CoOpSAR --sweep
 
 Several --sweep options make every combination. Each point is a benchmark of its own, its
 runs in config folders named by its overrides (`vit_b16_ctxv1__SAR.WEIGHT=5`, see

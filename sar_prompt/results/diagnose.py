@@ -1,7 +1,7 @@
 """How far a trained prompt moved the classes' similarity structure from the hand-crafted
 prompt's: SAR's own diagnostic, for any trained run (a method or its SAR variant).
 
-    python -m sar_prompt.results.diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
+    sar-prompt diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
 
 RUN_DIR is a training run folder (fingerprint.json and prompt_learner/ checkpoints). The
 trainer is rebuilt from the run's fingerprint config (the dataset root it names, or

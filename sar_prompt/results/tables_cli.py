@@ -1,4 +1,4 @@
-"""The `python -m sar_prompt.results` command line (the package docstring describes it)."""
+"""The `sar-prompt results` command line (the package docstring describes it)."""
 import argparse
 import sys
 from pathlib import Path

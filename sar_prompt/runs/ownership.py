@@ -40,7 +40,7 @@ class Clash:
             return "holds results or checkpoints but no fingerprint.json"
         return "; ".join(identity.describe(self.diffs, limit=4))
 
-    def message(self, move_flag="--move-aside", where="another --output-dir", also=""):
+    def message(self, move_flag="--move-aside", where="another --output", also=""):
         if self.unknown:
             what = (f"its {fingerprint.FILE} is unreadable ({self.unreadable})"
                     if self.unreadable else f"no {fingerprint.FILE}")
@@ -79,10 +79,10 @@ def refuse_training_folder(run_dir):
         return
     why = (f"its {fingerprint.FILE} records a training run" if trained
            else "it holds checkpoints")
-    raise ConfigError(f"--output-dir {run_dir} is a training run's folder ({why}). An "
+    raise ConfigError(f"--output {run_dir} is a training run's folder ({why}). An "
                       f"evaluation writes its own {fingerprint.FILE} and {RESULT_FILE} there, "
                       "which would replace the training run's record of what made it. "
-                      "Evaluate into another --output-dir (pass the training run's folder as "
+                      "Evaluate into another --output (pass the training run's folder as "
                       "--model-dir).")
 
 
