@@ -70,9 +70,12 @@ def test_the_runner_never_writes_through_a_link(tmp_path, victim, capsys, name):
     b = make_bench(tmp_path, datasets=("eurosat",), seeds=(1,))
     train_run = b.jobs()[0].runs[0]
     link = plant_link(Path(train_run.output_dir), name, victim)
-    # the benchmark command refuses before it starts anything
-    assert bench.main(["base2new", "CoOpSAR", "--datasets", "eurosat", "--seeds", "1",
-                       "--config", b.config, "--data", b.data, "--output", b.output]) == 2
+    # the dry run says so; the benchmark command refuses before it starts anything
+    common = ["base2new", "CoOpSAR", "--datasets", "eurosat", "--seeds", "1", "--config",
+              b.config, "--data", b.data, "--output", b.output]
+    assert bench.main([*common, "--dry-run"]) == 0
+    assert f"REFUSED: {link} is a symbolic link" in capsys.readouterr().out
+    assert bench.main(common) == 2
     assert f"{link} is a symbolic link" in capsys.readouterr().err
     # and the runner itself (a Slurm task, say) reports the run refused, the next run blocked
     text = io.StringIO()

@@ -64,11 +64,16 @@ def sweep_benchmarks(args, make):
 
 
 def folder_note(run):
-    """What the dry run says about a folder that is not free for the run: busy, or holding
-    another config's run; "" otherwise."""
-    from sar_prompt.runs.lock import describe, holder
+    """What the dry run says about a folder that is not free for the run: a link in it,
+    busy, or holding another config's run; "" otherwise."""
+    from sar_prompt.errors import LinkRefused
+    from sar_prompt.runs.lock import describe, holder, refuse_links
     from sar_prompt.orchestration.runner import folder_clash
 
+    try:
+        refuse_links(run.output_dir)
+    except LinkRefused as exc:
+        return f"REFUSED: {exc.filename} is a symbolic link  "
     busy = holder(run.output_dir)
     if busy:
         return f"busy: {describe(busy)}  "
