@@ -2,11 +2,12 @@
 `sar_prompt.data` files description (layout, records, checks, few-shot cache), keeps the
 base or new half of the classes exactly as the CoOp family does (so a seed picks the same
 images as CoOp's loaders), and hands Dassl its Datums. It stops with a DataError that names
-the path and the fix rather than failing mid-epoch; `python -m sar_prompt.data check` runs
+the path and the fix rather than failing mid-epoch; `sar-prompt data check` runs
 the same checks without Dassl and lists them all.
 """
 from dassl.data.datasets import DatasetBase, Datum
 
+from sar_prompt.config import check_num_shots
 from sar_prompt.data.files import DatasetFiles
 from sar_prompt.data.splits import (Record, class_halves, records_digest,  # noqa: F401
                                     sample_few_shot, subsample_classes)
@@ -22,6 +23,7 @@ class SplitDataset(DatasetBase):
         self.files = files = self.files_class(cfg.DATASET.ROOT)
         train, val, test = files.load_records()
         num_shots = cfg.DATASET.NUM_SHOTS
+        check_num_shots(num_shots)  # below 1 would silently mean every image
         if num_shots >= 1 and not files.test_only:
             train, val = files.few_shot(train, val, num_shots, cfg.SEED)
             self.fewshot_sha256 = records_digest(train, val)

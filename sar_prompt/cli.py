@@ -5,6 +5,7 @@ keep working unchanged.
 """
 import argparse
 import importlib
+import os
 import sys
 import textwrap
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ SUBCOMMANDS = {s.name: s for s in (
                prefix=("base2new",)),
     Subcommand("demo", "sar_prompt.orchestration.bench",
                "the offline demo: `run base2new CoOpSAR --datasets demo` on a generated "
-               "dataset and a tiny random CLIP (under a minute on a CPU)",
+               "dataset and a tiny random CLIP",
                prefix=("base2new",)),
     Subcommand("train", "sar_prompt.train",
                "one training or evaluation run, with CoOp's train.py command line"),
@@ -195,6 +196,9 @@ def main(argv=None):
         return 0
     try:
         return dispatch(SUBCOMMANDS[name], rest)
+    except BrokenPipeError:  # `sar-prompt ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit as exc:  # argparse's --help (0) and usage errors (2)
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0

@@ -4,6 +4,7 @@
 `run_command`, which also fixes the exit status every command uses.
 """
 import errno
+import os
 import sys
 
 
@@ -37,6 +38,26 @@ class CheckpointError(SarPromptError, RuntimeError):
 
 class MissingCheckpointError(CheckpointError, FileNotFoundError):
     """No checkpoint file where one was expected."""
+
+
+class LinkRefused(SarPromptError, OSError):
+    """A file sar-prompt would write (or a folder it would write in) is a symbolic link.
+    Writing through it would change the file it points to, wherever that is; replacing it
+    would silently drop what the user set up. Neither is done."""
+
+    def __init__(self, path, where=None):
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        where = where or "where sar-prompt writes a file of its own"
+        super().__init__(f"{path} is a symbolic link{target}, {where}. sar-prompt never "
+                         "writes through a link, which would change what the link points to. "
+                         f"Remove the link (rm {path}), or write to another folder.")
+        self.errno, self.filename = errno.ELOOP, str(path)
+
+    def __str__(self):
+        return self.args[0]
 
 
 # Exit status of every command (train.py, python -m sar_prompt.data / .novel / .demo):

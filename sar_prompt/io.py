@@ -7,6 +7,11 @@ Atomic means: the data goes to a hidden temporary file beside the target
 (`.<name>.<random>.tmp`), is flushed to disk, and is renamed over the target in one step.
 Readers see the old file or the new one, never a mix. A process killed with SIGKILL
 mid-write cannot delete its temporary file; the target is untouched either way.
+
+No write follows a symbolic link: a target that is a link is refused (LinkRefused: writing
+through it would change the file it points to, replacing it would drop the user's link),
+temporary files are created exclusively (O_EXCL never follows a link) and files opened to
+append are opened with O_NOFOLLOW.
 """
 import errno
 import json
@@ -19,6 +24,32 @@ from pathlib import Path
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
                  errno.EFBIG}
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def refuse_link(path, where=None):
+    """Raise LinkRefused when `path` is a symbolic link (dangling or not)."""
+    if os.path.islink(path):
+        from sar_prompt.errors import LinkRefused
+
+        raise LinkRefused(path, where)
+
+
+def open_nofollow(path, flags, mode=0o666):
+    """`os.open` that never follows a link at `path` itself (LinkRefused instead)."""
+    refuse_link(path)
+    try:
+        return os.open(path, flags | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link since the check above
+            refuse_link(path)
+        raise
+
+
+def open_append(path):
+    """A text file opened to append (created if needed), never through a link."""
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _create_temp(path: Path):
@@ -62,6 +93,7 @@ def atomic_writer(path, mode="wb"):
         raise ValueError(f"atomic_writer writes whole files: mode 'wb' or 'w', not {mode!r}")
     path = Path(path)
     _make_folder(path.parent)
+    refuse_link(path)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
@@ -87,7 +119,9 @@ def resumable_writer(path, resume=False):
     `path` when the block ends normally and kept, for a later run to resume, when it raises."""
     path = Path(path)
     part = partial_path(path)
-    with open(part, "ab" if resume else "wb") as f:
+    refuse_link(path)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
+    with os.fdopen(open_nofollow(part, flags), "ab" if resume else "wb") as f:
         yield f
         f.flush()
         os.fsync(f.fileno())

@@ -1,9 +1,12 @@
 """Train or evaluate with the same command line as CoOp's train.py:
 
-    python train.py --root DATA --seed 1 --trainer CoOpSAR \
-        --dataset-config-file configs/datasets/caltech101.yaml \
-        --config-file configs/trainers/CoOp/vit_b16_ctxv1.yaml \
-        --output-dir OUT [--eval-only --model-dir DIR --load-epoch N] [KEY VALUE ...]
+    sar-prompt train --data DATA --seed 1 --trainer CoOpSAR \
+        --dataset-config-file caltech101 --config vit_b16_ctxv1 \
+        --output OUT [--eval-only --model-dir DIR --load-epoch N] [KEY VALUE ...]
+
+(`python train.py` in a checkout, and CoOp's spellings --root, --config-file and
+--output-dir, work the same.) The configs are files, or the names of the shipped ones, as
+`sar-prompt run` takes them: a dataset key, and a config name of the trainer's method.
 
 The config is built as CoOp's train.py builds it (sar_prompt.config.command_line); then the
 run folder is claimed for this config (sar_prompt.runs.ownership), and the trainer trains,
@@ -23,11 +26,41 @@ def check_eval_output(cfg, args):
     existing = Path(cfg.OUTPUT_DIR) / RESULT_FILE
     if existing.exists() and not args.overwrite_results:
         raise ConfigError(
-            f"{existing} exists: --output-dir {cfg.OUTPUT_DIR} holds a finished run's results. "
-            "Evaluate into another --output-dir, or pass --overwrite-results to replace them.")
+            f"{existing} exists: --output {cfg.OUTPUT_DIR} holds a finished run's results. "
+            "Evaluate into another --output, or pass --overwrite-results to replace them.")
+
+
+def _names_a_file(value):
+    return value.endswith((".yaml", ".yml")) or "/" in value or Path(value).exists()
+
+
+def resolve_config_names(args):
+    """--config and --dataset-config-file given as names of shipped configs (vit_b16_ctxv1,
+    caltech101), as `sar-prompt run` takes them: replaced by the files' paths."""
+    from sar_prompt.runs.protocols import CONFIG_ROOT, dataset_config, find_config, method_of
+
+    if args.dataset_config_file and not _names_a_file(args.dataset_config_file):
+        name = args.dataset_config_file
+        try:
+            args.dataset_config_file = str(dataset_config(name))
+        except ConfigError as exc:
+            raise ConfigError(f"--dataset-config-file {name}: no such file, nor a shipped "
+                              f"dataset config: {exc}") from None
+    if args.config_file and not _names_a_file(args.config_file):
+        name = args.config_file
+        try:
+            args.config_file = str(find_config(args.trainer, name)[1])
+        except ConfigError:
+            method = method_of(args.trainer)
+            folder = CONFIG_ROOT / "trainers" / (method.folder if method else "")
+            known = sorted({p.stem for p in folder.rglob("*.yaml")})
+            raise ConfigError(f"--config {name}: no such file, nor a shipped config of that "
+                              f"name{f' for {args.trainer}' if args.trainer else ''}. Give a "
+                              f".yaml file, or one of: {', '.join(known)}.") from None
 
 
 def run(args):
+    resolve_config_names(args)  # before Dassl is imported: a wrong name is said at once
     import sar_prompt
 
     sar_prompt.register()  # patches Dassl, registers trainers and datasets
@@ -57,7 +90,7 @@ def run(args):
         quiet.after_logger()
     rng.configure_cuda(torch.cuda.is_available() and cfg.USE_CUDA, rng.deterministic_requested())
     print("** Arguments **")
-    for key in sorted(vars(args)):
+    for key in sorted(k for k in vars(args) if not k.startswith("_")):  # _: the parser's own
         print(f"{key}: {getattr(args, key)}")
     print("** Config **")
     print(cfg)

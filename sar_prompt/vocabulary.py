@@ -32,8 +32,8 @@ TERMS = {
                    ("--output-dir (train)", "results' positional ROOT",
                     "--out-dir, --out (novel)")),
     "config": Term("--config", "SAR_PROMPT_CONFIG", "CFG",
-                   "the trainer config: a name under configs/trainers/ or a .yaml file "
-                   "(train: the file)", ("--config-file (train)",)),
+                   "the trainer config: a name under configs/trainers/ or a .yaml file",
+                   ("--config-file (train)",)),
     "datasets": Term("--datasets", "SAR_PROMPT_DATASETS", "DATASETS",
                      "the datasets to run or show", ("--dataset (novel, repeatable)",)),
     "trainers": Term("--trainers", None, None,
@@ -87,4 +87,20 @@ class DeprecatedAlias(argparse.Action):
         if option_string and option_string != self.preferred:
             print(f"warning: {option_string} is deprecated; use {self.preferred} (same "
                   "meaning).", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+class OneSpelling(argparse.Action):
+    """Stores like "store", and refuses a second spelling of the same option (--data and
+    --root, --output and --output-dir): which of two values was meant is unknown."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_spellings", {})
+        first = seen.get(self.dest)
+        if first is not None and option_string and first[0] != option_string:
+            raise argparse.ArgumentError(
+                self, f"given twice, as {first[0]} {first[1]} and as {option_string} {values}: "
+                      f"these are two spellings of one option; give it once (as "
+                      f"{self.option_strings[0]}).")
+        seen[self.dest] = (option_string, values)
         setattr(namespace, self.dest, values)

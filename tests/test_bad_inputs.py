@@ -3,6 +3,7 @@ the fix, checked when the trainer starts; the same exit-status convention for ev
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_unknown_dataset_from_a_file_names_the_file(tmp_path):
     method = tmp_path / "method.yaml"
     method.write_text('DATASET:\n  NAME: "Caltech103"\n')
     msg = unknown_name_message(args_for(tmp_path, "--config-file", str(method)))
-    assert "'Caltech103'" in msg and f"set by --config-file {method}" in msg
+    assert "'Caltech103'" in msg and f"set by --config {method}" in msg
 
 
 def test_no_dataset_at_all_says_which_flag_gives_one(tmp_path):
@@ -261,3 +262,69 @@ def test_keys_and_types_are_checked_against_the_config_tree_not_yacs_wording(
     monkeypatch.undo()
     cfg = setup_cfg(build_parser().parse_args(base + ["INPUT.SIZE", "[32, 32]"]))
     assert tuple(cfg.INPUT.SIZE) == (32, 32)
+
+
+# --- train.py's command line: what the scripts refuse, train.py refuses too -----------------
+
+@pytest.mark.parametrize("shots", ["-3", "0"])
+def test_num_shots_below_one_is_refused_not_read_as_every_image(caltech_root, tmp_path, capsys,
+                                                               build_trainer, shots):
+    argv = ["--data", str(caltech_root), "--trainer", "CoOp", "--dataset-config-file",
+            CALTECH_CFG, "--output", str(tmp_path / "out"), "DATASET.NUM_SHOTS", shots]
+    assert main(argv) == EXIT_USER
+    err = capsys.readouterr().err
+    assert f"DATASET.NUM_SHOTS is {shots}" in err and "1 or more" in err and "-1" in err
+    assert not (tmp_path / "out").exists()  # refused before the run folder is made
+    # a host suite's train.py builds the dataset itself: refused there too
+    with pytest.raises(ConfigError, match=f"DATASET.NUM_SHOTS is {shots}"):
+        build_trainer("CoOp", shots=int(shots))
+
+
+def test_num_shots_minus_one_is_dassls_every_image(make_cfg):
+    from sar_prompt.config import check_num_shots
+
+    check_num_shots(make_cfg("CoOp", shots=-1).DATASET.NUM_SHOTS)  # no error
+
+
+@pytest.mark.parametrize("flags", [("--data", "a", "--root", "b"), ("--root", "a", "--data", "a"),
+                                   ("--output", "a", "--output-dir", "b"),
+                                   ("--config", "a.yaml", "--config-file", "b.yaml")])
+def test_two_spellings_of_one_option_are_refused(flags, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--trainer", "CoOp", *flags])
+    assert exit_.value.code == EXIT_USER
+    err = capsys.readouterr().err
+    assert f"given twice, as {flags[0]} {flags[1]} and as {flags[2]} {flags[3]}" in err
+    assert "two spellings of one option" in err
+
+
+def test_two_spellings_are_refused_by_every_tool():
+    for argv in (["-m", "sar_prompt.data", "check", "dtd", "--data", "a", "--root", "b"],
+                 ["-m", "sar_prompt", "novel", "vocab", "--dataset", "dtd", "--output", "a",
+                  "--out-dir", "b"],
+                 ["-m", "sar_prompt", "novel", "from-file", "n.txt", "--dataset", "dtd",
+                  "--output", "a", "--out", "b"]):
+        code, out = run_cli(*argv)
+        assert code == EXIT_USER and "two spellings of one option" in out, (argv, out)
+
+
+def test_train_takes_config_names_as_run_does(caltech_root, tiny_clip_path, tmp_path, capsys):
+    """A wheel's user has no configs/ folder: the shipped configs go by name."""
+    from sar_prompt.train import resolve_config_names
+
+    args = build_parser().parse_args(["--trainer", "CoOpSAR", "--config", "vit_b16_ctxv1",
+                                      "--dataset-config-file", "caltech101"])
+    resolve_config_names(args)
+    assert Path(args.config_file).resolve() == \
+        (REPO / "configs/trainers/CoOp/vit_b16_ctxv1.yaml").resolve()
+    assert Path(args.dataset_config_file).resolve() == Path(CALTECH_CFG).resolve()
+    argv = ["--data", str(caltech_root), "--trainer", "CoOpSAR", "--output", str(tmp_path / "o"),
+            "--dataset-config-file", "caltech101", "--config", "vit_b16_ctx"]
+    assert main(argv) == EXIT_USER
+    err = capsys.readouterr().err
+    assert "--config vit_b16_ctx: no such file, nor a shipped config" in err
+    assert "vit_b16_ctxv1" in err
+    argv[argv.index("caltech101")] = "caltech10"
+    assert main(argv) == EXIT_USER
+    err = capsys.readouterr().err
+    assert "--dataset-config-file caltech10: no such file" in err and "caltech101" in err

@@ -140,3 +140,50 @@ def test_eval_only_refuses_then_trust_flag_runs_it(caltech_root, tiny_clip_path,
     proc = run_train(*argv("--trust-checkpoint-code"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert marker.exists()
+
+
+def legacy_checkpoint(path, payload=None, zip_format=True):
+    """What upstream Dassl saved: the warm-up scheduler's successor pickled whole (an LR
+    scheduler holding its optimizer), in torch's zip format or the legacy one of older
+    PyTorch versions; `payload` in val_result."""
+    param = torch.nn.Parameter(torch.zeros(2))
+    successor = torch.optim.lr_scheduler.CosineAnnealingLR(torch.optim.SGD([param], lr=0.1), 10)
+    state = {"state_dict": {"ctx": torch.zeros(4, 64)}, "epoch": 1, "optimizer": None,
+             "scheduler": {"successor": successor, "warmup_epoch": 1}, "val_result": payload}
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+    return path
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy format"])
+def test_upstream_checkpoints_load_in_either_format(tmp_path, zip_format):
+    from sar_prompt.modeling.torch_load import Placeholder
+
+    path = legacy_checkpoint(tmp_path / "model.pth.tar-1", zip_format=zip_format)
+    state = checkpoints.load(path)
+    assert isinstance(state["scheduler"]["successor"], Placeholder)
+    assert torch.equal(state["state_dict"]["ctx"], torch.zeros(4, 64))
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy format"])
+@pytest.mark.parametrize("payload, culprit", [(System, "posix.system"), (Exec, "builtins.exec"),
+                                              (Touch, "builtins.getattr")],
+                         ids=["system", "exec", "touch"])
+def test_a_payload_beside_upstreams_scheduler_is_named_not_called_truncated(
+        tmp_path, zip_format, payload, culprit):
+    marker = tmp_path / "marker"
+    path = legacy_checkpoint(tmp_path / "model.pth.tar-1", payload(marker), zip_format)
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.load(path)
+    message = str(err.value)
+    assert message.startswith(f"Refusing to load the checkpoint {path}: ")
+    assert culprit in message and "truncated" not in message
+    assert "CosineAnnealingLR" not in message  # the legitimate object is not the culprit
+    assert not marker.exists()
+
+
+def test_a_pickled_class_is_refused_too(tmp_path):
+    """A class itself (not called) where only tensors belong."""
+    path = tmp_path / "model.pth.tar-1"
+    torch.save({"state_dict": {"ctx": torch.zeros(2)}, "val_result": subprocess.Popen}, path)
+    with pytest.raises(CheckpointError, match=r"Popen at \['val_result'\]"):
+        checkpoints.load(path)

@@ -51,16 +51,16 @@ def test_healthy_dataset_counts_per_split_and_half(root):
 
 def test_wrong_root(tmp_path):
     report = check("dtd", tmp_path / "nowhere")
-    assert not report.ok and "DATASET.ROOT" in messages(report) and "--root" in messages(report)
+    assert not report.ok and "DATASET.ROOT" in messages(report) and "--data" in messages(report)
     report = check("dtd", tmp_path)  # exists, but holds no dtd/
     assert f"{tmp_path / 'dtd'} is missing" in messages(report)
-    assert "python -m sar_prompt.data download dtd" in messages(report)
+    assert "sar-prompt data download dtd" in messages(report)
 
 
 def test_root_pointing_inside_the_dataset(root):
     report = check("dtd", root / "dtd")
     assert "points inside the dataset folder" in messages(report)
-    assert f"--root {root}" in messages(report)
+    assert f"--data {root}" in messages(report)
 
 
 def test_dataset_folder_under_another_name(root):

@@ -217,7 +217,7 @@ def test_datasets_without_a_public_link_print_manual_steps(key, wanted, tmp_path
     assert dl.download(key, tmp_path, fetch=fake_fetch) == 1
     out = capsys.readouterr().out
     assert fetched == [wanted] and (tmp_path / key / wanted).is_file()
-    assert "manual steps remain" in out and f"python -m sar_prompt.data check {key}" in out
+    assert "manual steps remain" in out and f"sar-prompt data check {key} --data" in out
 
 
 def test_every_benchmark_dataset_has_a_recipe():

@@ -253,8 +253,8 @@ def test_the_warning_about_an_implausible_novel_name(build_trainer, tmp_path, ca
     path = novel_file(tmp_path, ["tiger", "visit https://example.com/zebra", "zebra"])
     build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(path), output=tmp_path / "out")
     assert (f"\n[sar_prompt] warning: {path}: 1 names are URLs, web or e-mail addresses: "
-            f"'visit https://example.com/zebra'. Check the list with python -m "
-            f"sar_prompt.novel validate {path}\n") in "\n" + capsys.readouterr().out
+            f"'visit https://example.com/zebra'. Check the list with sar-prompt novel "
+            f"validate {path}\n") in "\n" + capsys.readouterr().out
 
 
 def test_sars_generator_is_named_sar_in_checkpoints(build_trainer, tmp_path):

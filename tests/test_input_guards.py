@@ -196,7 +196,7 @@ def test_a_missing_data_folder_is_reported_once_before_any_run(tmp_path, capsys)
                                 str(tmp_path / "nodata"), "--output", str(tmp_path / "out"))
     assert code == 2 and err.count("error:") == 1
     assert f"the datasets folder {tmp_path / 'nodata'} (DATA / --data) does not exist" in err
-    assert "python -m sar_prompt.data download eurosat" in err
+    assert "sar-prompt data download eurosat --data" in err
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
@@ -356,7 +356,7 @@ def test_input_size_as_one_number_says_the_form(caltech_root, tmp_path, capsys):
     assert code == 2 and 'INPUT.SIZE "(224, 224)"' in err and "got 224" in err
 
 
-@pytest.mark.parametrize("flag", ["--config-file", "--dataset-config-file"])
+@pytest.mark.parametrize("flag", ["--config", "--dataset-config-file"])
 def test_a_folder_for_a_config_file(caltech_root, tmp_path, capsys, flag):
     from sar_prompt.train import main
 

@@ -471,7 +471,7 @@ def test_generate_checks_its_output_before_any_request(serve, tmp_path, capsys, 
     out_dir = tmp_path / "lists"
     if case == "a file":
         out_dir.write_text("not a folder")
-        expected = f"--out-dir {out_dir}: cannot write or read {out_dir}"
+        expected = f"--output {out_dir}: cannot write or read {out_dir}"
     else:
         (out_dir / "caltech101.json").mkdir(parents=True)
         expected = f"{out_dir / 'caltech101.json'} is a folder"

@@ -208,6 +208,10 @@ def test_bench_dry_run_prints_the_job_list(tmp_path, capsys):
     assert code == 0
     assert "2 jobs, 4 runs, one job per GPU from the queue 0 1" in out
     lines = out.splitlines()
+    # dtd still has runs to do, and there is no datasets folder: said, without stopping
+    assert lines[2].startswith(f"data: the datasets folder {tmp_path / 'data'} (--data) does "
+                               "not exist; make it: sar-prompt data download dtd --data ")
+    del lines[2]
     assert lines[2] == "job 1/2: eurosat CoOpSAR seed 1"
     assert lines[5] == "job 2/2: dtd CoOpSAR seed 1"
     assert "finished (acc" in lines[3] and "--load-epoch 2" in lines[4]

@@ -35,7 +35,7 @@ def test_valid_file_loads(tmp_path):
 
 def test_missing_file_names_the_command_that_makes_it(tmp_path):
     msg = error_for(tmp_path / "nope.json")
-    assert "python -m sar_prompt.novel" in msg and "--dataset caltech101" in msg
+    assert "sar-prompt novel" in msg and "--dataset caltech101" in msg
 
 
 def test_not_json_reports_line_and_column(tmp_path):

@@ -82,7 +82,7 @@ def test_another_config_is_refused_naming_each_key_and_nothing_changes(
     assert code == 2 and "Traceback" not in err
     assert "belongs to another config" in err
     assert "OPTIM.MAX_EPOCH: 1 -> 2" in err and "TRAINER.SAR.WEIGHT: 1.0 -> 5.0" in err
-    assert "--output-dir" in err and "--move-aside" in err
+    assert "--output" in err and "--move-aside" in err
     assert (snapshot(out), snapshot(tmp_path)) == before  # not a byte, not a timestamp
 
 

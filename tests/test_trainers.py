@@ -129,7 +129,7 @@ def test_novel_file_errors_at_build(build_trainer, tmp_path):
     missing = tmp_path / "missing.json"
     with pytest.raises(NovelClassesError) as err:
         build_trainer("CoOpSAR", "TRAINER.SAR.NOVEL_FILE", str(missing))
-    assert str(missing) in str(err.value) and "python -m sar_prompt.novel" in str(err.value)
+    assert str(missing) in str(err.value) and "sar-prompt novel" in str(err.value)
 
     from sar_prompt.modeling.tokens import token_count
 

@@ -190,7 +190,7 @@ def test_the_sar_trainer_warns_about_such_names_as_validate_reports_them(build_t
     assert any("1 names hold a secret" in line for line in warned)
     assert any("1 names are instructions or sentences, not names" in line for line in warned)
     assert "sk-abcdefghijklmnop" not in out
-    assert f"python -m sar_prompt.novel validate {path}" in warned[0]
+    assert f"sar-prompt novel validate {path}" in warned[0]
     main(["validate", str(path)])  # the same words as validate
     report = capsys.readouterr().out
     assert all(line.split(f"{path}: ", 1)[1].split(". Check")[0] in report for line in warned)

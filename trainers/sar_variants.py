@@ -48,7 +48,7 @@ class SARMixin:
         self.novel_list = novel.load(self.novel_file, key, list_for)
         for problem in screen(self.novel_list.names):  # as `novel validate` reports them
             print(f"[sar_prompt] warning: {self.novel_file}: {problem}. Check the list with "
-                  f"python -m sar_prompt.novel validate {self.novel_file}", flush=True)
+                  f"sar-prompt novel validate {self.novel_file}", flush=True)
 
     def build_model(self):
         super().build_model()

@@ -8,6 +8,9 @@ reported in the user's words, naming the file or the option, with the closest ke
 """
 import argparse
 import difflib
+import functools
+import importlib.util
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,20 +18,24 @@ from yacs.config import CfgNode
 
 from sar_prompt.config.keys import lookup
 from sar_prompt.errors import ConfigError, SarPromptError
+from sar_prompt.vocabulary import OneSpelling
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", "--data", type=str, default="", help="path to dataset")
-    p.add_argument("--output-dir", "--output", type=str, default="", help="output directory")
+    p.add_argument("--data", "--root", dest="root", type=str, default="", action=OneSpelling,
+                   help="path to dataset")
+    p.add_argument("--output", "--output-dir", dest="output_dir", type=str, default="",
+                   action=OneSpelling, help="output directory")
     p.add_argument("--resume", type=str, default="",
                    help="checkpoint directory (from which the training resumes)")
     p.add_argument("--seed", type=int, default=-1, help="only positive value enables a fixed seed")
     p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
     p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
     p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    p.add_argument("--config-file", "--config", type=str, default="", help="path to config file")
+    p.add_argument("--config", "--config-file", dest="config_file", type=str, default="",
+                   action=OneSpelling, help="path to config file")
     p.add_argument("--dataset-config-file", type=str, default="",
                    help="path to config file for dataset setup")
     p.add_argument("--trainer", type=str, default="", help="name of trainer")
@@ -44,9 +51,9 @@ def build_parser():
                    help="load checkpoints that need a full unpickle, which can run arbitrary "
                         "code: only for files you trust (sets MODEL.TRUST_CHECKPOINT_CODE)")
     p.add_argument("--overwrite-results", action="store_true",
-                   help="with --eval-only: replace an existing results.json in --output-dir")
+                   help="with --eval-only: replace an existing results.json in --output")
     p.add_argument("--move-aside", action="store_true",
-                   help="when --output-dir holds a run of another config, rename it to "
+                   help="when --output holds a run of another config, rename it to "
                         "<folder>.moved-<UTC time> and start afresh (see docs/runs.md)")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                    help="modify config options using the command-line")
@@ -203,15 +210,45 @@ def reset_cfg(cfg, args):
         cfg.MODEL.TRUST_CHECKPOINT_CODE = True
 
 
-def setup_cfg(args):
-    from dassl.config import get_cfg_default
+@functools.lru_cache(maxsize=1)
+def _dassl_defaults_file():
+    """Dassl's config/defaults.py, run as a module of its own: it needs only yacs."""
+    spec = None
+    for finder in sys.meta_path:  # an editable install has a finder of its own
+        if getattr(finder, "registers_sar_prompt", False) or not hasattr(finder, "find_spec"):
+            continue  # sar_prompt's registration hook: it would register (and import torch)
+        spec = finder.find_spec("dassl", None)
+        if spec is not None:
+            break
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'dassl'", name="dassl")
+    path = Path(list(spec.submodule_search_locations)[0]) / "config" / "defaults.py"
+    module_spec = importlib.util.spec_from_file_location("sar_prompt_dassl_defaults", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module._C
 
+
+def dassl_defaults(light=False):
+    """Dassl's default config. `light`: read from Dassl's config/defaults.py without
+    importing the dassl package, which registers our trainers and so imports torch (seconds):
+    for commands that only read configs, such as a dry run."""
+    if not light or "dassl" in sys.modules:
+        from dassl.config import get_cfg_default
+
+        return get_cfg_default()
+    return _dassl_defaults_file().clone()
+
+
+def setup_cfg(args, light=False):
+    """The frozen config of train.py's parsed command line `args` (`light`: see
+    dassl_defaults)."""
     from sar_prompt.config.keys import extend_cfg
 
-    cfg = get_cfg_default()
+    cfg = dassl_defaults(light)
     extend_cfg(cfg)
     _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
-    _merge_file(cfg, args.config_file, "--config-file")
+    _merge_file(cfg, args.config_file, "--config")
     reset_cfg(cfg, args)
     opts = args.opts or []
     if len(opts) % 2:
@@ -246,7 +283,7 @@ def origin(key, args):
     for arg, flag_key in FLAG_KEYS:
         if flag_key == key and getattr(args, arg):
             return f"--{arg.replace('_', '-')}"
-    for path, flag in ((args.config_file, "--config-file"),
+    for path, flag in ((args.config_file, "--config"),
                        (args.dataset_config_file, "--dataset-config-file")):
         if path and _file_declares(path, key):
             return f"{flag} {path}"

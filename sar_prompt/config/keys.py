@@ -244,3 +244,13 @@ def check_text_encoder_cfg(cfg):
 def check_sar_cfg(cfg):
     for key, check in SAR_KEY_CHECKS.items():
         check(cfg.TRAINER.SAR[key], f"TRAINER.SAR.{key}")
+
+
+def check_num_shots(value, key="DATASET.NUM_SHOTS"):
+    """Images per class to train on: 1 or more, or -1 (Dassl's default) for every image.
+    Dassl reads any value below 1 as every image, so a mistyped -3 would train on all."""
+    if isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1):
+        return
+    raise ConfigError(f"{key} is {value!r}: give the number of images per class to train on, "
+                      f"a whole number 1 or more (e.g. {key} 16), or -1 (Dassl's default) "
+                      "for every image.")

@@ -35,6 +35,8 @@ def register():
 class _RegisterWhenDasslLoads(importlib.abc.MetaPathFinder):
     """Runs `register()` right after the `dassl` package itself has been imported."""
 
+    registers_sar_prompt = True  # what finds Dassl without importing it passes this one by
+
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "dassl":
             return None

@@ -3,8 +3,8 @@ they are read and checked (`files`, `layouts`, `records`, `layout`, `images`, `r
 the data doctor and the download helper. The Dassl datasets (`sar_prompt.datasets`) load
 through these; nothing here imports them.
 
-    python -m sar_prompt.data check DATASET --root DATA [--deep] [--shots 16]
-    python -m sar_prompt.data download DATASET --root DATA
+    sar-prompt data check DATASET --data DATA [--deep] [--shots 16]
+    sar-prompt data download DATASET --data DATA
 
 DATASET is a key of sar_prompt.catalog (dtd, imagenet, ...) or a registry name
 (DescribableTextures). See docs/datasets.md.

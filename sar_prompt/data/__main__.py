@@ -1,7 +1,9 @@
-"""python -m sar_prompt.data {check,download} DATASET --data DATA (see sar_prompt.data)."""
+"""sar-prompt data {check,download} DATASET --data DATA (see sar_prompt.data)."""
 import argparse
 import os
 import sys
+
+from sar_prompt.vocabulary import OneSpelling
 
 
 def _data_root():
@@ -19,14 +21,16 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="verify the layout, split, files and images of a dataset")
     c.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
-    c.add_argument("--data", "--root", dest="root", metavar="DATA", **_data_root())
+    c.add_argument("--data", "--root", dest="root", metavar="DATA", action=OneSpelling,
+                   **_data_root())
     c.add_argument("--deep", action="store_true",
                    help="decode every image in full (slower) instead of header + end marker")
     c.add_argument("--shots", type=int, default=16,
                    help="warn about classes with fewer training images than this [16]")
     d = sub.add_parser("download", help="fetch, verify and unpack what has a public link")
     d.add_argument("dataset", help="dataset key (dtd, imagenet, ...) or registry name")
-    d.add_argument("--data", "--root", dest="root", metavar="DATA", **_data_root())
+    d.add_argument("--data", "--root", dest="root", metavar="DATA", action=OneSpelling,
+                   **_data_root())
     d.add_argument("--mirror", default=os.environ.get("SAR_PROMPT_DATA_MIRROR", ""),
                    help="base URL serving <key>/<file> instead of the official hosts "
                         "[$SAR_PROMPT_DATA_MIRROR]")

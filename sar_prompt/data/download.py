@@ -390,7 +390,7 @@ def download(name, root, mirror="", keep_archives=False, fetch=None, log=print):
         log(f"[{key}] manual steps remain:")
         for i, step in enumerate(source.manual, 1):
             log(f"  {i}. {step.format(dataset=ds.dataset_path)}")
-        log(f"  Then run: python -m sar_prompt.data check {key} --root {ds.root}")
+        log(f"  Then run: sar-prompt data check {key} --data {ds.root}")
         return 1
     report = check(key, root)
     log(report.render())

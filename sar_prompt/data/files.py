@@ -9,7 +9,7 @@ cache is keyed by a hash of exactly the files they come from), checks their labe
 the bundled class lists, samples and caches the few-shot training set, and verifies the
 images, each check returning problems that name the path and the fix. The Dassl datasets
 (`sar_prompt.datasets`) load through it and stop on the first errors; the data doctor
-(`python -m sar_prompt.data check`) runs the same checks on everything and lists them all.
+(`sar-prompt data check`) runs the same checks on everything and lists them all.
 Per-dataset subclasses are in `layouts.py`.
 """
 import hashlib
@@ -65,8 +65,8 @@ class DatasetFiles:
 
     # -- layout ------------------------------------------------------------------------
     def how_to_get(self):
-        return (f"Download it with `python -m sar_prompt.data download {self.catalog_key} "
-                f"--root {self.root}` or by hand (see {self.split_source}).")
+        return (f"Download it with `sar-prompt data download {self.catalog_key} "
+                f"--data {self.root}` or by hand (see {self.split_source}).")
 
     def layout(self):
         """[(path, "dir" | "file", fix)]: what must exist before records can be read."""
@@ -295,7 +295,7 @@ class DatasetFiles:
         listed = examples((f"{p} ({why})" for p, why in bad), n=5)
         return [error(f"{len(bad)} image file(s) are unreadable or truncated: {listed}. "
                       "Re-download or re-extract them (the archive's checksum is checked by "
-                      f"`python -m sar_prompt.data download {self.catalog_key}`).")]
+                      f"`sar-prompt data download {self.catalog_key}`).")]
 
     def verify_images(self, *splits):
         paths = {str(self.image_path / r.relpath) for records in splits for r in records}

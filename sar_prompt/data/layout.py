@@ -68,14 +68,14 @@ def root_problems(root, dataset_path, expected_relpaths, how_to_get):
     """Errors when DATASET.ROOT or the dataset's own folder is wrong: [] when both exist."""
     root, dataset_path = Path(root), Path(dataset_path)
     if not root.is_dir():
-        return [error(f"DATASET.ROOT ({root}) is not a folder. Pass --root (or set DATA for "
-                      f"scripts/base2new.sh) to the folder that holds {dataset_path.name}/.")]
+        return [error(f"DATASET.ROOT ({root}) is not a folder. Pass --data (or set "
+                      f"SAR_PROMPT_DATA) to the folder that holds {dataset_path.name}/.")]
     if dataset_path.is_dir():
         return []
     inside = root.name == dataset_path.name or any((root / r).exists() for r in expected_relpaths)
     if inside:
         return [error(f"DATASET.ROOT ({root}) points inside the dataset folder: "
-                      f"use its parent, --root {root.parent}, whose {dataset_path.name}/ "
+                      f"use its parent, --data {root.parent}, whose {dataset_path.name}/ "
                       f"holds the data.")]
     other = similar_folder(root, dataset_path.name)
     if other:

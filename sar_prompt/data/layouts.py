@@ -192,7 +192,7 @@ def class_folder_records(ds, top, names, prefix=""):
 # ImageNet's label order (sar_prompt/classnames/imagenet_a.txt, imagenet_r.txt). ImageNetV2
 # names its folders by ImageNet label: folder i is the i-th wnid in sorted order.
 CLASSNAMES_FIX = ("Copy ImageNet's classnames.txt there (cp $DATA/imagenet/classnames.txt "
-                  "{dataset}/), or get it with `python -m sar_prompt.data download {key}`.")
+                  "{dataset}/), or get it with `sar-prompt data download {key}`.")
 
 
 class ImageNetVariantFiles(DatasetFiles):
@@ -309,8 +309,7 @@ class SARDemoFiles(DatasetFiles):
     dataset_dir = "sar_demo"
     image_dir = "images"
     split_file = "split_zhou_SARDemo.json"
-    split_source = ("`python -m sar_prompt.orchestration.demo prepare --root DATA`, which "
-                    "generates it")
+    split_source = ("`sar-prompt demo --data DATA`, which generates it")
 
 
 # The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then

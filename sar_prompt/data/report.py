@@ -1,6 +1,6 @@
 """What the data checks find: problems that name the path and the fix, and per-split counts.
 
-Training and `python -m sar_prompt.data check` share these: training stops on the first
+Training and `sar-prompt data check` share these: training stops on the first
 batch of errors (raising DataError with their messages) and prints the warnings; the doctor
 lists all of them.
 """

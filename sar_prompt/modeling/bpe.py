@@ -3,7 +3,7 @@
 OpenAI's `clip/__init__.py` imports torch (seconds), but its tokenizer,
 `clip/simple_tokenizer.py`, and the vocabulary file beside it need only `ftfy` and `regex`.
 This module loads that file from the installed OpenAI package's folder without running the
-package's `__init__.py`, so counting tokens (what `python -m sar_prompt.novel validate`
+package's `__init__.py`, so counting tokens (what `sar-prompt novel validate`
 does) stays light. It is the same code and vocabulary `clip.tokenize` uses, so the counts
 are the same.
 """

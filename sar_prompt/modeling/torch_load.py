@@ -31,6 +31,7 @@ TRUST_KEY = "MODEL.TRUST_CHECKPOINT_CODE"
 # Where upstream Dassl checkpoints hold pickled objects (see module docstring).
 LEGACY_OBJECT_PATHS = (("scheduler", "successor"),)
 LEGACY_MODULE = "torch.optim.lr_scheduler."  # ... and only LR schedulers there
+MAX_PICKLED_CLASSES = 32  # a scheduler pickles a few (itself, its optimizer, a defaultdict)
 
 _trust = [False]
 
@@ -88,8 +89,8 @@ def _placeholder_class(name):
 def _placeholders(obj, path=()):
     """[(path, placeholder)] for every placeholder in nested dicts, lists and tuples, not
     looking inside placeholders."""
-    if isinstance(obj, Placeholder):
-        return [(path, obj)]
+    if isinstance(obj, Placeholder) or isinstance(obj, type) and issubclass(obj, Placeholder):
+        return [(path, obj)]  # an object, or a class itself (never called)
     if isinstance(obj, dict):
         items = obj.items()
     elif isinstance(obj, (list, tuple)):
@@ -107,21 +108,28 @@ def _where(path):
 
 
 def _load_weights_only(path, map_location):
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        blocked = exc
-    # Upstream Dassl's pickled scheduler: rebuild the named classes as placeholders,
-    # still inside the weights-only unpickler (it blocks modules such as os outright).
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        with torch.serialization.safe_globals([(_placeholder_class(n), n) for n in names]):
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise _refused(path, _blocked_reason(blocked)) from None
+    # Upstream Dassl's pickled scheduler: the classes the weights-only unpickler names as
+    # unsupported are rebuilt as placeholders, one load at a time (this works for the zip
+    # format and for the legacy one alike), still inside that unpickler: it blocks modules
+    # such as os outright. Where each placeholder sits is checked after.
+    names = []
+    for _ in range(MAX_PICKLED_CLASSES):
+        try:
+            with torch.serialization.safe_globals([(_placeholder_class(n), n) for n in names]):
+                obj = torch.load(path, map_location=map_location, weights_only=True)
+            break
+        except pickle.UnpicklingError as exc:
+            new = [n for n in _named_globals(exc) if n not in names]
+            if not new:
+                raise _refused(path, _blocked_reason(exc, names)) from None
+            names += new
+    else:
+        raise _refused(path, f"it pickles over {MAX_PICKLED_CLASSES} kinds of Python objects, "
+                             "where only tensors and numbers belong")
     found = _placeholders(obj)
     unexpected = [(p, o) for p, o in found
-                  if p not in LEGACY_OBJECT_PATHS or not o.pickled_name.startswith(LEGACY_MODULE)]
+                  if p not in LEGACY_OBJECT_PATHS or not o.pickled_name.startswith(LEGACY_MODULE)
+                  or isinstance(o, type)]
     if unexpected:
         shown = "; ".join(f"{o.pickled_name} at {_where(p)}" for p, o in unexpected[:5])
         raise _refused(path, f"it pickles Python objects where only tensors and numbers belong "
@@ -129,10 +137,19 @@ def _load_weights_only(path, map_location):
     return obj
 
 
-def _blocked_reason(exc):
+def _named_globals(exc):
+    """The globals an UnpicklingError names, as module.name (torch names builtins bare)."""
+    names = re.findall(r"GLOBAL\s+([\w.]+)", str(exc))
+    return list(dict.fromkeys(n if "." in n else f"builtins.{n}" for n in names))
+
+
+def _blocked_reason(exc, allowed=()):
     """What the weights-only loader refused, in our words: torch's own message goes on to
-    advise `weights_only=False`, which would run the file's code unasked."""
-    names = list(dict.fromkeys(re.findall(r"GLOBAL\s+([\w.]+)", str(exc))))
+    advise `weights_only=False`, which would run the file's code unasked. `allowed`: the
+    names rebuilt as placeholders, named when the unpickler refused to use one."""
+    names = [n for n in _named_globals(exc) if n not in allowed]
+    names += re.findall(r"[Pp]laceholder(?: for |\[)([\w.]+)", str(exc))
+    names = list(dict.fromkeys(names)) or _named_globals(exc)  # blocked even as placeholders
     if names:
         return (f"it holds Python code or objects ({', '.join(names[:5])}) that loading would "
                 "run, where only tensors and numbers belong")

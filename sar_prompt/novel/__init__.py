@@ -21,7 +21,7 @@ Schema (version 1), `novel_classes/<dataset key>.json`:
       }
     }
 
-Files without "audit" (older lists, hand-made files) stay valid. `python -m sar_prompt.novel`
+Files without "audit" (older lists, hand-made files) stay valid. `sar-prompt novel`
 makes and checks these files; see docs/novel_classes.md.
 """
 import json
@@ -48,10 +48,10 @@ def default_path(dataset_key: str) -> Path:
 
 
 def how_to_make(dataset_key: str) -> str:
-    return (f"Make it from a plain-text list (one name per line) with `python -m sar_prompt.novel "
+    return (f"Make it from a plain-text list (one name per line) with `sar-prompt novel "
             f"from-file NAMES.txt --dataset {dataset_key}`, offline from CLIP's vocabulary with "
-            f"`python -m sar_prompt.novel vocab --dataset {dataset_key}`, with GPT-4o with "
-            f"`python -m sar_prompt.novel generate --dataset {dataset_key}` (needs "
+            f"`sar-prompt novel vocab --dataset {dataset_key}`, with GPT-4o with "
+            f"`sar-prompt novel generate --dataset {dataset_key}` (needs "
             "OPENAI_API_KEY), or point TRAINER.SAR.NOVEL_FILE at an existing list.")
 
 

@@ -1,4 +1,4 @@
-"""`python -m sar_prompt.novel COMMAND ...`; see sar_prompt/novel/lists_cli.py and
+"""`sar-prompt novel COMMAND ...`; see sar_prompt/novel/lists_cli.py and
 docs/novel_classes.md."""
 import sys
 

@@ -14,7 +14,7 @@ from sar_prompt.errors import NovelClassesError
 from sar_prompt.io import atomic_write_json
 from sar_prompt.novel import NovelClassList, how_to_make, load, validate
 from sar_prompt.novel import facts as facts_mod
-from sar_prompt.novel.clean import clean
+from sar_prompt.novel.clean import clean, key_secrets
 
 PROGRESS_FILE = ".novel-progress"  # hidden, and not *.json: never taken for a list or package data
 
@@ -31,9 +31,9 @@ def class_list_note(facts):
 def make_list(facts, candidates, provenance, exclude_new=False, limit=None, secrets=(),
               cap=None):
     """(NovelClassList, Cleaned) from raw candidates; provenance gets 'created' if missing.
-    No kept name holds one of `secrets` (see `clean`). `cap`: the number of names asked
-    for; an answer with more keeps that many, and the summary and audit say how many more
-    it held."""
+    No kept name holds one of `secrets` (see `clean`), nor does the provenance. `cap`: the
+    number of names asked for; an answer with more keeps that many, and the summary and
+    audit say how many more it held."""
     candidates = list(candidates) if cap is not None else candidates
     cleaned = clean(candidates, facts.base, facts.new, facts.template, exclude_new,
                     cap if cap is not None else limit, secrets)
@@ -42,7 +42,8 @@ def make_list(facts, candidates, provenance, exclude_new=False, limit=None, secr
     if not cleaned.names:
         raise NovelClassesError(f"{facts.key}: no name is left after validation "
                                 f"({cleaned.summary()}). {how_to_make(facts.key)}")
-    provenance = {**provenance, "created": provenance.get("created") or now()}
+    provenance = key_secrets(secrets).redact_json(
+        {**provenance, "created": provenance.get("created") or now()})
     result = NovelClassList(facts.name, cleaned.names, provenance,
                             extra={"audit": cleaned.audit(class_list_note(facts))})
     validate(result.to_json(), f"the new list for {facts.key}", facts.key)  # same rules as load

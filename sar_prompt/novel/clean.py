@@ -3,8 +3,9 @@ novel-class list SAR can use, and saying what was dropped and why.
 
 Every source goes through `clean`, so every shipped or generated file obeys the same rules.
 The input is untrusted text (a model's answer, a user's file): names are stripped and
-normalised; names equal to or holding a secret (the API key, a token from the environment,
-anything shaped like a credential) are dropped and never recorded; non-printable, empty and
+normalised; names equal to or holding a secret (any 8 characters in a row of the API key,
+a token from the environment, anything shaped like a credential) are dropped and never
+recorded; non-printable, empty and
 over-long names are dropped; so is what is not a plausible class name (markup or code, URLs
 and addresses, instructions or chat sentences, more than MAX_WORDS words); then duplicate
 (case/punctuation-insensitive, see `normalized`) and base-class names; then names that do
@@ -18,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from sar_prompt.novel import MAX_NAME_CHARS, normalized
+from sar_prompt.novel.redact import API_KEY_ENV, Secrets
 
 MAX_CONTEXT_TOKENS = 16  # the longest learnable context the CoOp family uses (CoOp's default)
 MAX_WORDS = 10  # the longest class name of the 11 datasets has 7 ("2012 Ford F-450 Super ...")
@@ -70,15 +72,23 @@ def environment_secrets():
             if _SECRET_ENV.search(k) and len(v.strip()) >= MIN_SECRET_CHARS]
 
 
-def holds_secret(name, secrets=()):
-    """True if `name` contains one of `secrets`, equals one up to case and punctuation, or
-    is shaped like a credential."""
+def key_secrets(secrets=()):
+    """Secrets (`secrets`, e.g. the client's API key, and $OPENAI_API_KEY) that no output
+    may show any FRAGMENT characters in a row of (see redact.py)."""
+    return Secrets([*secrets, os.environ.get(API_KEY_ENV, "")])
+
+
+def holds_secret(name, secrets=(), fragments=None):
+    """True if `name` contains one of `secrets`, equals one up to case and punctuation,
+    shows a fragment of a key (`fragments`, a redact.Secrets; default: `key_secrets()`),
+    or is shaped like a credential."""
     key = normalized(name)
     for secret in secrets:
         secret = secret.strip()
         if len(secret) >= MIN_SECRET_CHARS and (secret in name or normalized(secret) == key):
             return True
-    return bool(_CREDENTIAL.search(name))
+    fragments = key_secrets() if fragments is None else fragments
+    return fragments.holds(name) or bool(_CREDENTIAL.search(name))
 
 
 def implausible(name):
@@ -97,11 +107,12 @@ def implausible(name):
 def screen(names, secrets=()):
     """Problems of names already in a list that `clean` would have dropped as secrets or as
     not plausible class names (markup, URLs, instructions, too many words), in the words
-    `python -m sar_prompt.novel validate` and the SAR trainer report them. Secrets are
+    `sar-prompt novel validate` and the SAR trainer report them. Secrets are
     counted, never shown."""
     problems = []
+    fragments = key_secrets(secrets)
     secrets = [*secrets, *environment_secrets()]
-    secret = [n for n in names if holds_secret(n, secrets)]
+    secret = [n for n in names if holds_secret(n, secrets, fragments)]
     if secret:
         problems.append(f"{len(secret)} names hold a secret (an API key or token; not shown): "
                         "remove them, and replace the key if the list was shared")
@@ -210,7 +221,9 @@ def clean(raw_names, base, new, template, exclude_new=False, limit=None, secrets
     """Validate `raw_names` for a dataset with classes `base` (training) and `new` (held
     out). `limit`: stop once that many names are kept (for sources that offer more
     candidates than asked for; the rest are not inspected). `secrets`: strings no name may
-    hold (the API key), besides those of `environment_secrets()`."""
+    hold (the API key: nor any 8 characters of it in a row), besides those of
+    `environment_secrets()`."""
+    fragments = key_secrets(secrets)
     secrets = [*secrets, *environment_secrets()]
     base_keys = {normalized(n) for n in base}
     new_keys = {normalized(n) for n in new}
@@ -243,9 +256,11 @@ def clean(raw_names, base, new, template, exclude_new=False, limit=None, secrets
             break
         out.received += 1
         if not isinstance(raw, str):
-            out.dropped["not_text"].append(_recordable(repr(raw)))
+            shown = repr(raw)
+            out.dropped["not_text"].append(SECRET_RECORD if holds_secret(
+                shown, secrets, fragments) else _recordable(shown))
             continue
-        if holds_secret(raw, secrets):  # first: a secret must not reach any record
+        if holds_secret(raw, secrets, fragments):  # first: a secret must not reach any record
             out.dropped["secret"].append(SECRET_RECORD)
             continue
         if not raw.strip().isprintable():  # control, format (zero-width) or line characters

@@ -1,4 +1,4 @@
-"""`python -m sar_prompt.novel`: make, cache and check novel-class lists.
+"""`sar-prompt novel`: make, cache and check novel-class lists.
 
     generate  --dataset KEY | --all    ask GPT-4o (or an OpenAI-compatible server) once
     vocab     --dataset KEY | --all    words from CLIP's own vocabulary (offline)
@@ -16,6 +16,7 @@ from sar_prompt.novel import shipped_dir
 from sar_prompt.novel import build
 from sar_prompt.novel import facts as facts_mod
 from sar_prompt.novel.clean import MAX_CONTEXT_TOKENS, MAX_WORDS
+from sar_prompt.vocabulary import OneSpelling
 
 # Tools write here, relative to the working directory; the trainers keep reading the lists
 # shipped in the package unless TRAINER.SAR.NOVEL_FILE names another file. In a checkout,
@@ -52,6 +53,7 @@ def _dataset_args(p, many=True):
         group.add_argument("--all", action="store_true",
                            help="all 11 datasets of the base-to-new benchmark")
         p.add_argument("--output", "--out-dir", "--out", dest="out_dir", type=Path, default=None,
+                       action=OneSpelling,
                        help=f"where <key>.json goes (default: {OUTPUT_DIR}/ in the working "
                             f"directory, never the installed package). {_use_output()}")
     p.add_argument("--exclude-new", action="store_true", help=EXCLUDE_NEW_HELP)
@@ -63,7 +65,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m sar_prompt.novel", description=__doc__.split("\n\n")[0],
         epilog=VALIDATION + f" generate, vocab, wordnet and from-file write to {OUTPUT_DIR}/ in "
-               "the working directory (or --out-dir / --out), never into the installed "
+               "the working directory (or --output), never into the installed "
                "package. " + _use_output() + " See docs/novel_classes.md.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -109,6 +111,7 @@ def build_parser():
     f.add_argument("--dataset", required=True, metavar="KEY",
                    help=f"dataset key: {', '.join(facts_mod.known_keys())}")
     f.add_argument("--output", "--out", dest="out", type=Path, default=None,
+                   action=OneSpelling,
                    help=f"output file (default: {OUTPUT_DIR}/<key>.json in the working "
                         f"directory, never the installed package). {_use_output()}")
     f.add_argument("--source", choices=["file", "manual"], default="file",
@@ -155,13 +158,13 @@ def _check_writable(out_dir, keys):
         message = os_error_message(exc)
         if message is None:
             raise
-        raise NovelClassesError(f"--out-dir {out_dir}: {message} Nothing was asked of the "
+        raise NovelClassesError(f"--output {out_dir}: {message} Nothing was asked of the "
                                 "model (no request is paid for).") from exc
     for key in keys:
         target = out_dir / f"{key}.json"
         if target.is_dir():
             raise NovelClassesError(f"{target} is a folder, where the list for {key} goes. "
-                                    "Move it away or choose another --out-dir; nothing was "
+                                    "Move it away or choose another --output; nothing was "
                                     "asked of the model.")
 
 

@@ -6,7 +6,9 @@ Retries are ours, not the client's, so their number and delays are explicit and 
 429, 5xx, dropped connections, timeouts and answers that are not the asked JSON are retried
 with exponential backoff; 401 and other client errors, a refused connection and an unknown
 host name are not. The API key is read from
-OPENAI_API_KEY only and never printed, logged or written.
+OPENAI_API_KEY only and never printed, logged or written: whatever the server or the model
+sends back is redacted (any 8 characters of the key in a row, see redact.py) before it is
+cut short, shown or recorded.
 """
 import hashlib
 import json
@@ -19,11 +21,14 @@ from string import Template
 from urllib.parse import urlsplit, urlunsplit
 
 from sar_prompt.errors import NovelClassesError
+from sar_prompt.novel.redact import API_KEY_ENV, Secrets
 
 PROMPT_VERSION = 1
 DEFAULT_MODEL = "gpt-4o"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV, BASE_URL_ENV = "OPENAI_API_KEY", "OPENAI_BASE_URL"
+KEY_ENV, BASE_URL_ENV = API_KEY_ENV, "OPENAI_BASE_URL"
+KEY_MASK = f"[{KEY_ENV}]"
+EXCERPT = 80  # characters of a bad answer shown (after redaction)
 
 ANSWER_SCHEMA = {
     "type": "object",
@@ -114,7 +119,7 @@ def api_key():
         raise NovelClassesError(
             f"{KEY_ENV} is not set. `generate` asks an OpenAI-compatible server and reads the "
             f"key from {KEY_ENV} only (for a local server that needs none, set it to any "
-            "placeholder). Without a key, use an offline source: `python -m sar_prompt.novel "
+            "placeholder). Without a key, use an offline source: `sar-prompt novel "
             "vocab`, `wordnet` or `from-file`.")
     return key
 
@@ -130,6 +135,7 @@ class Client:
         self.retry = retry or Retry()
         self.sleep, self.log = sleep, log
         self._key = api_key()
+        self._secret = Secrets([self._key], mask=KEY_MASK)
         # max_retries=0: the retry loop below is the only one, so its counts are exact.
         self.client = openai.OpenAI(api_key=self._key, base_url=self.base_url,
                                     timeout=self.retry.timeout, max_retries=0)
@@ -143,7 +149,7 @@ class Client:
         return "openai" if self.base_url == DEFAULT_BASE_URL else "openai-compatible"
 
     def _redact(self, text):
-        return str(text).replace(self._key, "[OPENAI_API_KEY]") if self._key else str(text)
+        return self._secret.redact(text)
 
     def ask(self, facts, request: Request):
         """(names as received, provenance details) for one dataset, or NovelClassesError."""
@@ -195,15 +201,16 @@ class Client:
                 for k in usage:  # a malformed answer costs tokens too
                     usage[k] += getattr(getattr(response, "usage", None), k, None) or 0
                 try:
-                    names = parse_answer(response)
+                    names = parse_answer(response, self._redact)
                 except ValueError as exc:
                     last = f"the answer is not the asked JSON: {self._redact(exc)}"
                 else:
                     details = {
                         "provider": self.provider, "base_url": public_url(self.base_url),
-                        "model_requested": request.model, "model": response.model,
-                        "response_id": response.id,
-                        "system_fingerprint": getattr(response, "system_fingerprint", None),
+                        "model_requested": request.model, **self._secret.redact_json({
+                            "model": response.model, "response_id": response.id,
+                            "system_fingerprint": getattr(response, "system_fingerprint",
+                                                          None)}),
                         "prompt": {"template": template_name(), "version": PROMPT_VERSION,
                                    "template_sha256": load_template()[1],
                                    "sha256": _messages_sha256(messages)},
@@ -224,10 +231,14 @@ class Client:
                                 "Try again later, or raise --retries / --timeout.")
 
 
-def parse_answer(response):
-    """The class names of a chat completion that should hold {"class_names": [str, ...]}."""
+def parse_answer(response, redact=str):
+    """The class names of a chat completion that should hold {"class_names": [str, ...]}.
+    `redact`: applied to what an error shows of the answer, before it is cut short."""
+    def excerpt(text):
+        return repr(redact(text)[:EXCERPT])
+
     if not hasattr(response, "choices"):  # the client returns the text of a non-JSON body
-        raise ValueError(f"not a chat completion: {str(response)[:80]!r}")
+        raise ValueError(f"not a chat completion: {excerpt(response)}")
     if not response.choices:
         raise ValueError("no choices in the response")
     choice = response.choices[0]
@@ -237,13 +248,13 @@ def parse_answer(response):
                          "(--num-names)")
     if not content:
         refusal = getattr(choice.message, "refusal", None)
-        raise ValueError(f"empty answer{f' (refusal: {refusal})' if refusal else ''}")
+        raise ValueError(f"empty answer{f' (refusal: {redact(refusal)})' if refusal else ''}")
     try:
         obj = json.loads(content)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{exc.msg} at character {exc.pos} of {content[:80]!r}") from None
+        raise ValueError(f"{exc.msg} at character {exc.pos} of {excerpt(content)}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("class_names"), list):
-        raise ValueError(f'expected {{"class_names": [...]}}, got {content[:80]!r}')
+        raise ValueError(f'expected {{"class_names": [...]}}, got {excerpt(content)}')
     return obj["class_names"]
 
 

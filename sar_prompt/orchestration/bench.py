@@ -1,6 +1,6 @@
 """Run a protocol of the CoOp family for one trainer: every dataset, seed (and shots).
 
-    python -m sar_prompt.orchestration.bench PROTOCOL TRAINER [KEY VALUE ...] [options]
+    sar-prompt run PROTOCOL TRAINER [KEY VALUE ...] [options]
 
 PROTOCOL is base2new, fewshot, xd (cross-dataset transfer) or dg (domain generalisation);
 see sar_prompt/runs/protocols.py for the runs each makes. scripts/base2new_all.sh,
@@ -96,8 +96,27 @@ def build_parser():
     return p
 
 
+def take_sweeps(argv):
+    """(the --sweep KEY VALUES pairs, the other words): taken before argparse, which reads a
+    value that starts with '-' and is not a plain number (-1,2 or -0.5,1) as an option."""
+    sweeps, rest, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == "--sweep" and i + 2 < len(argv) and not argv[i + 1].startswith("--"):
+            sweeps.append([argv[i + 1], argv[i + 2]])
+            i += 3
+            continue
+        if argv[i] == "--":
+            rest += argv[i:]
+            break
+        rest.append(argv[i])
+        i += 1
+    return sweeps, rest
+
+
 def parse(argv=None):
+    sweeps, argv = take_sweeps(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_intermixed_args(argv)
+    args.sweep = (args.sweep or []) + sweeps or None
     odd = [o for o in args.opts if o.startswith("--")]
     if odd:
         raise ConfigError(f"unknown option {odd[0]} (see --help)")
@@ -147,6 +166,8 @@ def print_jobs(bench, jobs, settings, gpus, out=None):
           f"{_count(runs, 'run')}, {where}",
           file=out)
     print(f"data {bench.data}, results {bench.root}", file=out)
+    for line in preflight.missing_data(bench, jobs):
+        print(line, file=out)
     for i, job in enumerate(jobs, 1):
         print(f"job {i}/{len(jobs)}: {job.label}", file=out)
         for run in job.runs:
@@ -304,7 +325,7 @@ def submit(bench, jobs, settings, args):
     print(f"submitted {len(handles)} job(s) to {options.cluster} ({ids[0]}"
           + (f" ... {ids[-1]}" if len(ids) > 1 else "") + f"); their logs: {folder}")
     if not args.wait and options.cluster == "slurm":  # local / debug run here: always wait
-        print(f"when they are done: python -m sar_prompt.results {bench.root} --trainer "
+        print(f"when they are done: sar-prompt results {bench.root} --trainer "
               f"{bench.trainer}")
         return 0
     outcomes, crashed = wait(handles, todo)

@@ -1,6 +1,5 @@
 """An offline demo: a tiny generated dataset and a tiny random CLIP, so the whole base-to-new
-pipeline runs on a CPU (under a minute on 2 cores; see README) before any
-data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
+pipeline runs on a CPU (its time: README) before any data or weights are downloaded. Its accuracies only show that the pipeline works: the CLIP
 is random.
 
     python -m sar_prompt.orchestration.demo prepare --data DATA    # writes DATA/sar_demo/
@@ -15,6 +14,7 @@ import torch
 
 from sar_prompt.errors import run_command
 from sar_prompt.io import atomic_write_bytes, atomic_write_json
+from sar_prompt.vocabulary import OneSpelling
 
 DEMO_DIR = "sar_demo"
 SPLIT_FILE = "split_zhou_SARDemo.json"
@@ -109,6 +109,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="write the demo dataset and tiny CLIP")
     prep.add_argument("--data", "--root", dest="root", metavar="DATA", required=True,
+                      action=OneSpelling,
                       help="data folder; the demo goes in DATA/sar_demo")
     args = p.parse_args(argv)
 

@@ -1,6 +1,6 @@
 """Checks of a command's input made before anything is spawned or built.
 
-`bench_args` (python -m sar_prompt.orchestration.bench, so scripts/base2new.sh, base2new_all.sh and
+`bench_args` (sar-prompt run, so scripts/base2new.sh, base2new_all.sh and
 bench.sh) reads SEEDS / SHOTS / GPUS or their flags, the trainer name and the Slurm choice;
 `bench_data` reports a missing DATA folder once, before the first run; `train_inputs`
 (train.py) checks INPUT.SIZE, --model-dir and --load-epoch before CLIP and the data are
@@ -17,7 +17,7 @@ from sar_prompt.runs.protocols import DEFAULT_SEEDS, METHODS, SAR_SUFFIX, trains
 from sar_prompt.vocabulary import lookup, words
 
 
-# -- python -m sar_prompt.orchestration.bench ------------------------------------------------
+# -- sar-prompt run ------------------------------------------------------------------------------
 def project_trainers():
     """The trainers this project runs: each method of protocol.METHODS and, for those that
     learn a prompt, its SAR variant."""
@@ -111,10 +111,15 @@ def check_gpus_exist(gpus):
 
 
 def bench_data(bench, jobs):
-    """A missing DATA folder, said once (runs would each fail on it); not for the demo,
-    which generates its data, nor when every run is finished already."""
+    """A symbolic link in a run folder (refused before anything runs, see runs/lock.py);
+    a missing DATA folder, said once (runs would each fail on it): not for the demo, which
+    generates its data, nor when every run is finished already."""
+    from sar_prompt.runs.lock import refuse_links
     from sar_prompt.runs.result_file import read_run
 
+    for job in jobs:
+        for run in job.runs:
+            refuse_links(run.output_dir)
     if "demo" in bench.datasets:
         return
     data = Path(bench.data).expanduser()
@@ -125,8 +130,32 @@ def bench_data(bench, jobs):
     what = "is a file, not a folder" if data.exists() else "does not exist"
     first = bench.source if bench.protocol in ("xd", "dg") else bench.datasets[0]
     raise ConfigError(f"the datasets folder {data} (DATA / --data) {what}. Set DATA to the "
-                      "folder that holds the datasets, or make it: python -m sar_prompt.data "
-                      f"download {first} --root {data} (docs/datasets.md).")
+                      "folder that holds the datasets, or make it: sar-prompt data "
+                      f"download {first} --data {data} (docs/datasets.md).")
+
+
+def missing_data(bench, jobs):
+    """Lines for a dry run: the dataset folders under DATA that the runs still to do need
+    and that are missing or incomplete (the demo generates its own)."""
+    from sar_prompt.data.layouts import files_for
+    from sar_prompt.runs.result_file import read_run
+
+    needed = list(dict.fromkeys(run.dataset for job in jobs for run in job.runs
+                                if run.dataset != "demo" and not read_run(run.output_dir).finished))
+    data = Path(bench.data).expanduser()
+    if needed and not data.is_dir():
+        return [f"data: the datasets folder {data} (--data) does not exist; make it: "
+                f"sar-prompt data download {needed[0]} --data {data} (docs/datasets.md)"]
+    lines = []
+    for key in needed:
+        files = files_for(key)(data)
+        if not files.dataset_path.is_dir():
+            lines.append(f"data: {key}: {files.dataset_path} is missing; sar-prompt data "
+                         f"download {key} --data {data}")
+        elif files.layout_problems():
+            lines.append(f"data: {key}: {files.dataset_path} is incomplete; sar-prompt data "
+                         f"check {key} --data {data} says what is missing")
+    return lines
 
 
 def planned_load_epoch(job, run):
@@ -140,11 +169,12 @@ def planned_load_epoch(job, run):
 
 def max_epoch(argv):
     """OPTIM.MAX_EPOCH of a train.py command line (dataset and method configs, then the
-    trailing options), resolved with train.py's own config layering."""
+    trailing options), resolved with train.py's own config layering (without importing
+    Dassl's engine, or torch)."""
     from sar_prompt.config.command_line import build_parser, setup_cfg
 
     try:
-        return int(setup_cfg(build_parser().parse_args(argv)).OPTIM.MAX_EPOCH)
+        return int(setup_cfg(build_parser().parse_args(argv), light=True).OPTIM.MAX_EPOCH)
     except ModuleNotFoundError as exc:
         if exc.name != "dassl":
             raise
@@ -169,8 +199,12 @@ def max_epoch(argv):
 
 # -- train.py ----------------------------------------------------------------------------------
 def train_inputs(cfg, args):
-    """INPUT.SIZE, --model-dir and --load-epoch, before CLIP and the data are built."""
+    """INPUT.SIZE, DATASET.NUM_SHOTS, --model-dir and --load-epoch, before CLIP and the
+    data are built."""
+    from sar_prompt.config import check_num_shots
+
     check_input_size(cfg.INPUT.SIZE)
+    check_num_shots(cfg.DATASET.NUM_SHOTS)
     if args.load_epoch is not None and args.load_epoch < 0:
         raise ConfigError(f"--load-epoch {args.load_epoch}: epochs are 1 or more (the number "
                           "in model.pth.tar-N). Pass a saved epoch, or leave --load-epoch out "

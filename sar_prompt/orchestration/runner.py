@@ -33,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sar_prompt.errors import SarPromptError
+from sar_prompt.errors import SarPromptError, os_error_message
+from sar_prompt.io import open_append
 from sar_prompt.orchestration.console import Console
 from sar_prompt.orchestration.worker import DEFAULT_ENTRY, EXIT_EVENT
 from sar_prompt.runs import lock as run_lock
@@ -192,7 +193,7 @@ def spawn(run, settings, console, slot=0, worker=None, load_epoch=None, lock=Non
             return
         tail.append(line.rstrip("\n"))
         if captured is None:
-            captured = open(Path(run.output_dir) / CONSOLE_FILE, "a", encoding="utf-8")
+            captured = open_append(Path(run.output_dir) / CONSOLE_FILE)
         captured.write(line)
         captured.flush()
 
@@ -215,17 +216,21 @@ def _load_epoch(run):
     return epoch if isinstance(epoch, int) else last_checkpoint_epoch(run.train_dir)
 
 
-def folder_clash(run):
+def folder_clash(run, light=False):
     """The ownership.Clash of a run's folder with the run's config, or None. None too when
-    the config cannot be resolved here (no Dassl, a bad key): the run itself then says why."""
+    the config cannot be resolved here (no Dassl, a bad key): the run itself then says why.
+    `light`: the config resolved without importing Dassl (a dry run; the project's trainers
+    read a novel-class list when their name ends in SAR)."""
     from sar_prompt.runs import fingerprint
     from sar_prompt.runs import identity
+    from sar_prompt.runs.protocols import SAR_SUFFIX
 
     if fingerprint.read(run.output_dir) is None and not ownership.holds_work(run.output_dir):
         return None  # nothing there to lose or to mix with (no config to resolve)
 
+    sar = run.trainer.endswith(SAR_SUFFIX) if light else None
     try:
-        requested = identity.requested_from_argv(run.argv())
+        requested = identity.requested_from_argv(run.argv(), sar=sar, light=light)
     except SarPromptError:
         return None
     except ModuleNotFoundError as exc:
@@ -244,12 +249,29 @@ def execute_run(run, settings, console, slot=0, worker=None, stop=None, tag=""):
     except run_lock.RunBusy as exc:
         console.line(f"{console.next_index()} {tag}{run.label}: BUSY: {exc}")
         return Outcome(run, "busy", detail=f"busy: {run_lock.describe(exc.holder)}")
+    except (SarPromptError, OSError) as exc:  # a link in the folder, a read-only disk, ...
+        return _unlockable(run, console, tag, exc)
     held = [lock]
     try:
         return _execute_locked(run, settings, console, slot, worker, stop, tag, held)
     finally:
         for lock in held:
             lock.release()
+
+
+def _unlockable(run, console, tag, exc):
+    """The Outcome of a run whose folder cannot be locked: a finished run of this config
+    (on a read-only disk, say) is skipped as finished; any other is refused, with why."""
+    message = str(exc) if isinstance(exc, SarPromptError) else os_error_message(exc)
+    if message is None:
+        raise exc
+    state = read_run(run.output_dir, expectations(run))
+    if state.finished and not isinstance(exc, SarPromptError) and folder_clash(run) is None:
+        console.line(f"{console.next_index()} {tag}{run.label}: finished earlier, "
+                     f"acc {state.accuracy:.2f}% ({run.output_dir}), skipping")
+        return Outcome(run, "skipped", state.accuracy, log=str(state.log or ""))
+    console.line(f"{console.next_index()} {tag}{run.label}: REFUSED: {message}")
+    return Outcome(run, "failed", detail=message)
 
 
 def _execute_locked(run, settings, console, slot, worker, stop, tag, held):

@@ -1,8 +1,8 @@
 """Sweeps: the same benchmark at several settings, one table row per setting (a *point*).
 
-    python -m sar_prompt.orchestration.bench base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
+    sar-prompt run base2new CoOpSAR --sweep TRAINER.SAR.WEIGHT 0,1,5
     SWEEP="TRAINER.SAR.WEIGHT=0,5;OPTIM.MAX_EPOCH=5,10" bash scripts/base2new.sh dtd CoOpSAR
-    python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR --sweep
+    sar-prompt results OUTPUT/base2new --trainer CoOpSAR --sweep
 
 Several --sweep options make every combination. Each point is a benchmark of its own, its
 runs in config folders named by its overrides (`vit_b16_ctxv1__SAR.WEIGHT=5`, see
@@ -64,15 +64,20 @@ def sweep_benchmarks(args, make):
 
 
 def folder_note(run):
-    """What the dry run says about a folder that is not free for the run: busy, or holding
-    another config's run; "" otherwise."""
-    from sar_prompt.runs.lock import describe, holder
+    """What the dry run says about a folder that is not free for the run: a link in it,
+    busy, or holding another config's run; "" otherwise."""
+    from sar_prompt.errors import LinkRefused
+    from sar_prompt.runs.lock import describe, holder, refuse_links
     from sar_prompt.orchestration.runner import folder_clash
 
+    try:
+        refuse_links(run.output_dir)
+    except LinkRefused as exc:
+        return f"REFUSED: {exc.filename} is a symbolic link  "
     busy = holder(run.output_dir)
     if busy:
         return f"busy: {describe(busy)}  "
-    clash = folder_clash(run)
+    clash = folder_clash(run, light=True)
     if clash is not None:
         return f"ANOTHER CONFIG'S FOLDER ({clash.summary()}); --move-aside to redo  "
     return ""

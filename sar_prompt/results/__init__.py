@@ -1,15 +1,15 @@
 """Result tables, read from each run folder's results.json (see sar_prompt/runs/result_file.py).
 
-    python -m sar_prompt.results OUTPUT                      # whatever is there
-    python -m sar_prompt.results OUTPUT/base2new --trainer CoOpSAR
-    python -m sar_prompt.results OUTPUT/base2new --compare CoOp CoOpSAR KgCoOp KgCoOpSAR \\
+    sar-prompt results OUTPUT                      # whatever is there
+    sar-prompt results OUTPUT/base2new --trainer CoOpSAR
+    sar-prompt results OUTPUT/base2new --compare CoOp CoOpSAR KgCoOp KgCoOpSAR \\
         [--std] [--format latex] [--save DIR]
-    python -m sar_prompt.results OUTPUT/base2new --compare ZeroshotCLIP CoOp --published
-    python -m sar_prompt.results OUTPUT/fewshot --trainer CoOp
-    python -m sar_prompt.results OUTPUT/transfer/from_imagenet --protocol dg --trainer CoOp
-    python -m sar_prompt.results OUTPUT/base2new/train_base/dtd/shots_16/CoOp/vit_b16_ctxv1
+    sar-prompt results OUTPUT/base2new --compare ZeroshotCLIP CoOp --published
+    sar-prompt results OUTPUT/fewshot --trainer CoOp
+    sar-prompt results OUTPUT/transfer/from_imagenet --protocol dg --trainer CoOp
+    sar-prompt results OUTPUT/base2new/train_base/dtd/shots_16/CoOp/vit_b16_ctxv1
         # any folder of seed*/ runs: per seed and mean +- std
-    python -m sar_prompt.results OUTPUT/base2new --per-seed caltech101 --trainer CoOpSAR \\
+    sar-prompt results OUTPUT/base2new --per-seed caltech101 --trainer CoOpSAR \\
         --config vit_b16_ctxv1          # one dataset, seed by seed
 
 The results folder is ROOT or --output (else $SAR_PROMPT_OUTPUT or $OUTPUT, else ./output);

@@ -1,7 +1,7 @@
 """How far a trained prompt moved the classes' similarity structure from the hand-crafted
 prompt's: SAR's own diagnostic, for any trained run (a method or its SAR variant).
 
-    python -m sar_prompt.results.diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
+    sar-prompt diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
 
 RUN_DIR is a training run folder (fingerprint.json and prompt_learner/ checkpoints). The
 trainer is rebuilt from the run's fingerprint config (the dataset root it names, or
@@ -75,11 +75,16 @@ def read_fingerprint(run_dir):
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a folder; give a training run's folder (the one "
                           "that holds fingerprint.json and prompt_learner/).")
-    fp = fingerprint.read(run_dir)
+    try:
+        fp = fingerprint.read(run_dir, strict=True)
+    except fingerprint.FingerprintUnreadable as exc:
+        raise ConfigError(f"{exc}. diagnose rebuilds the trainer from it, so it cannot "
+                          "diagnose this run; point at a training run whose "
+                          f"{fingerprint.FILE} is intact.") from None
     if fp is None or not isinstance(fp.get("config"), dict):
-        raise ConfigError(f"{run_dir / fingerprint.FILE} is missing or unreadable: diagnose "
-                          "rebuilds the trainer from it. Point at a run trained with this "
-                          "version of sar-prompt.")
+        what = "is missing" if fp is None else "holds no config"
+        raise ConfigError(f"{run_dir / fingerprint.FILE} {what}: diagnose rebuilds the trainer "
+                          "from it. Point at a run trained with this version of sar-prompt.")
     if (fp.get("run") or {}).get("eval_only"):
         raise ConfigError(f"{run_dir} is an evaluation run (eval_only in its fingerprint); "
                           "give the training run it loaded (its train_base/ twin).")

@@ -1,6 +1,6 @@
 """A sweep's table: one row per point (a config folder's overrides), from the runs on
 disk; as markdown, CSV, JSON and a figure of HM against the swept value. Used after a sweep
-(sar_prompt/orchestration/sweep.py) and by `python -m sar_prompt.results --sweep`.
+(sar_prompt/orchestration/sweep.py) and by `sar-prompt results --sweep`.
 `sweep_rows` returns the rows as data."""
 import csv
 import io
@@ -146,7 +146,7 @@ def table_name(protocol, trainer):
     return f"sweep_{protocol}_{trainer}"
 
 
-# -- points found on disk (python -m sar_prompt.results --sweep) ------------------------------
+# -- points found on disk (sar-prompt results --sweep) ------------------------------
 def points_on_disk(root, protocol, trainer, datasets, shots, source=TRANSFER_SOURCE):
     """[(label, folder function)] of the config folders of `trainer` under `root`, one point
     per overrides tag (the part of the folder name after `__`); labels from the names."""
@@ -178,7 +178,7 @@ def several_configs(root, protocol, trainer, shots, source=TRANSFER_SOURCE):
 
 
 def results_main(args, root, protocol, trainer):
-    """`python -m sar_prompt.results ... --sweep`: the sweep table of what is on disk."""
+    """`sar-prompt results ... --sweep`: the sweep table of what is on disk."""
     shots = list(args.shots or (FEWSHOT_SHOTS if protocol == "fewshot"
                                 else (BASE2NEW_SHOTS,)))
     datasets = list(args.datasets or records.datasets_of(records.select(

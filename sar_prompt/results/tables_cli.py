@@ -1,4 +1,4 @@
-"""The `python -m sar_prompt.results` command line (the package docstring describes it)."""
+"""The `sar-prompt results` command line (the package docstring describes it)."""
 import argparse
 import sys
 from pathlib import Path
@@ -151,12 +151,29 @@ def seed_folder_runs(folder):
     return 0 if all(s.finished for s in states.values()) else 1
 
 
+def check_trainer_names(trainers, root, protocol, source):
+    """A trainer asked for that has no runs and is none of the project's is a typo: say
+    which trainer with runs it is closest to."""
+    from sar_prompt.config.command_line import suggest
+    from sar_prompt.runs.protocols import method_of
+
+    on_disk = trainers_on_disk(root, protocol, source)
+    for trainer in trainers:
+        if trainer in on_disk or method_of(trainer) is not None:
+            continue
+        close = suggest(trainer, on_disk)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"no runs of {trainer} under {root}.{hint} Trainers with runs there: "
+                          f"{', '.join(on_disk) or 'none'}.")
+
+
 def table_from_args(args):
     root, protocol = resolve_root(args.root, args.protocol, args.source)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder of runs.")
     trainers = args.compare or ([args.trainer] if args.trainer else
                                 trainers_on_disk(root, protocol, args.source))
+    check_trainer_names(trainers, root, protocol, args.source)
     if not trainers:
         raise ConfigError(f"no runs under {root}: it holds no "
                           "<phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N> folder.")

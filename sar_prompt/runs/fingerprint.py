@@ -152,18 +152,41 @@ def write(trainer, eval_only=False):
     return path
 
 
-def read(run_dir):
-    """The fingerprint of a run folder, or None when absent or unreadable. A file that names
-    a key twice is refused (SarPromptError naming the file and the key): which value
-    describes the run is unknown."""
+class FingerprintUnreadable(SarPromptError):
+    """A run folder's fingerprint.json is there but cannot be read (truncated, not JSON, not
+    a fingerprint): what made the run is unknown, as without one, but the file is not
+    missing."""
+
+    def __init__(self, path, why):
+        super().__init__(f"{path} is unreadable: {why}")
+        self.why = why
+
+
+def read(run_dir, strict=False):
+    """The fingerprint of a run folder, or None when absent (or, unless `strict`,
+    unreadable). A file that names a key twice is refused (SarPromptError naming the file
+    and the key): which value describes the run is unknown. `strict`: an unreadable file
+    (truncated, not JSON, not a fingerprint) raises FingerprintUnreadable, naming it."""
+    path = Path(run_dir) / FILE
     try:
-        data = read_json(Path(run_dir) / FILE)
+        data = read_json(path)
     except DuplicateKeyError as exc:
         raise SarPromptError(f"{exc} A fingerprint must describe its run unambiguously.") \
             from None
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    except (OSError, ValueError) as exc:
+        if strict and path.exists():
+            why = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else \
+                f"truncated or not JSON ({exc})"
+            raise FingerprintUnreadable(path, why) from None
+        return None
+    if isinstance(data, dict) and data.get("schema") == SCHEMA:
+        return data
+    if strict:
+        raise FingerprintUnreadable(path, f'not a sar-prompt fingerprint (no "schema": '
+                                          f'"{SCHEMA}" in it)')
+    return None
 
 
 def comparable(fp):

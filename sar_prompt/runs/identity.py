@@ -117,13 +117,15 @@ def requested_fingerprint(cfg, sar=None):
     return {"config": _as_json(config_dict(cfg)), "novel_classes": novel}
 
 
-def requested_from_argv(argv, sar=None):
+def requested_from_argv(argv, sar=None, light=False):
     """`requested_fingerprint` of train.py's command line `argv` (the config resolved as
-    train.py resolves it, nothing built)."""
+    train.py resolves it, nothing built; `light`: without importing Dassl, then `sar` must
+    be given, see command_line.dassl_defaults)."""
     from sar_prompt.config.command_line import build_parser, setup_cfg
 
     with _resolving:
-        return requested_fingerprint(setup_cfg(build_parser().parse_args(list(argv))), sar)
+        cfg = setup_cfg(build_parser().parse_args(list(argv)), light=light)
+        return requested_fingerprint(cfg, sar)
 
 
 def differences(stored, requested):

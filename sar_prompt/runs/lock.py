@@ -6,6 +6,10 @@ command), so a second process is refused with the holder named, and empties it w
 go: a file that still names a holder while nobody holds the lock was left by a killed
 process, and the next run takes it over (and says so).
 
+No file of a run folder is a symbolic link: `acquire` refuses a folder that holds one
+(LinkRefused), since the run's writers (this lock, Dassl's log, checkpoints, results) would
+change what it points to, and the lock file is opened with O_NOFOLLOW.
+
 A runner that holds a run's lock while its child `train.py` writes the run hands it over
 with HANDOFF_ENV = "<lock file>:<pid of the holder>"; the child checks that the lock is held
 and that its file names that pid, one of its ancestors, and then runs without locking again.
@@ -21,7 +25,8 @@ import sys
 import threading
 from pathlib import Path
 
-from sar_prompt.errors import ConfigError
+from sar_prompt.errors import ConfigError, LinkRefused
+from sar_prompt.io import NOFOLLOW, open_nofollow
 
 LOCK_FILE = "run.lock"
 HANDOFF_ENV = "SAR_PROMPT_RUN_LOCK"
@@ -39,6 +44,27 @@ class RunBusy(ConfigError):
 
 def lock_path(run_dir):
     return Path(run_dir) / LOCK_FILE
+
+
+def refuse_links(run_dir):
+    """LinkRefused for the first symbolic link inside `run_dir` (the folder itself may be
+    one: only what is in it is the run's)."""
+    top = Path(run_dir)
+    for folder, dirs, files in os.walk(top):  # a link to a folder is listed, not entered
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise LinkRefused(path, f"inside the run folder {top}, where a run writes its "
+                                        "own files (run.lock, log.txt, fingerprint.json, "
+                                        "results.json, checkpoints)")
+
+
+def _open_lock_file(path):
+    if path.is_dir() and not path.is_symlink():
+        raise ConfigError(f"{path} is a folder, where the run keeps its lock file ({LOCK_FILE}, "
+                          "which says which process is writing the run). Move the folder away "
+                          f"or remove it (rmdir {path}), then run again.")
+    return open_nofollow(path, os.O_RDWR | os.O_CREAT)
 
 
 def _now():
@@ -112,7 +138,7 @@ def _handed_over(path):
     try:
         if Path(where).resolve() != path.resolve() or int(pid) not in _ancestors():
             return False
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | NOFOLLOW)
     except OSError:
         return False
     try:
@@ -140,7 +166,8 @@ def acquire(run_dir, command=None, log=None):
     if _handed_over(path):
         return RunLock(run_dir, inherited=True)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    refuse_links(run_dir)
+    fd = _open_lock_file(path)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -184,7 +211,7 @@ def holder(run_dir):
         if str(path) in _held:  # probing our own lock would drop it (POSIX locks)
             return {"pid": os.getpid(), "host": socket.gethostname(), "self": True}
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | NOFOLLOW)
     except OSError:
         return None
     try:

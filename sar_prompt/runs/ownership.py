@@ -18,7 +18,7 @@ from pathlib import Path
 from sar_prompt.runs import fingerprint
 from sar_prompt.runs import identity
 from sar_prompt.runs import lock as run_lock
-from sar_prompt.errors import ConfigError
+from sar_prompt.errors import ConfigError, SarPromptError, os_error_message
 from sar_prompt.runs.result_file import RESULT_FILE, read_run
 
 MOVED = ".moved-"
@@ -31,17 +31,22 @@ class Clash:
     run_dir: str
     diffs: list = field(default_factory=list)
     unknown: bool = False
+    unreadable: str = ""  # why its fingerprint.json cannot be read (unknown then)
 
     def summary(self):
+        if self.unreadable:
+            return f"holds results or checkpoints but its {fingerprint.FILE} is unreadable"
         if self.unknown:
             return "holds results or checkpoints but no fingerprint.json"
         return "; ".join(identity.describe(self.diffs, limit=4))
 
-    def message(self, move_flag="--move-aside", where="another --output-dir", also=""):
+    def message(self, move_flag="--move-aside", where="another --output", also=""):
         if self.unknown:
-            head = (f"{self.run_dir} holds results or checkpoints but no {fingerprint.FILE}, so "
-                    "nothing says which config made them; this run will not resume, skip or "
-                    "overwrite them.")
+            what = (f"its {fingerprint.FILE} is unreadable ({self.unreadable})"
+                    if self.unreadable else f"no {fingerprint.FILE}")
+            head = (f"{self.run_dir} holds results or checkpoints but {what}, so nothing says "
+                    "which config made them; this run will not resume, skip or overwrite "
+                    "them.")
         else:
             lines = "\n".join(f"    {line}" for line in identity.describe(self.diffs))
             head = (f"{self.run_dir} belongs to another config: its {fingerprint.FILE} differs "
@@ -51,18 +56,44 @@ class Clash:
                 f"afresh{also}.")
 
 
+def holds_checkpoints(run_dir):
+    folder = glob.escape(str(run_dir))
+    return bool(glob.glob(os.path.join(folder, "*", "model.pth.tar-*"))
+                or glob.glob(os.path.join(folder, "*", "checkpoint")))
+
+
 def holds_work(run_dir):
     """Whether a folder holds a result or a checkpoint (something that would be lost)."""
-    folder = Path(run_dir)
-    return (folder / RESULT_FILE).exists() or bool(
-        glob.glob(os.path.join(str(folder), "*", "model.pth.tar-*"))
-        or glob.glob(os.path.join(str(folder), "*", "checkpoint")))
+    return (Path(run_dir) / RESULT_FILE).exists() or holds_checkpoints(run_dir)
+
+
+def refuse_training_folder(run_dir):
+    """An evaluation never writes into a training run's folder: its fingerprint.json and
+    results.json would replace the ones that say what the training run was."""
+    try:
+        stored = fingerprint.read(run_dir)
+    except SarPromptError:
+        stored = None
+    trained = stored is not None and not (stored.get("run") or {}).get("eval_only", False)
+    if not trained and not holds_checkpoints(run_dir):
+        return
+    why = (f"its {fingerprint.FILE} records a training run" if trained
+           else "it holds checkpoints")
+    raise ConfigError(f"--output {run_dir} is a training run's folder ({why}). An "
+                      f"evaluation writes its own {fingerprint.FILE} and {RESULT_FILE} there, "
+                      "which would replace the training run's record of what made it. "
+                      "Evaluate into another --output (pass the training run's folder as "
+                      "--model-dir).")
 
 
 def clash(run_dir, requested):
     """The Clash between a folder and `requested` (identity.requested_fingerprint), or None
     when the folder is the requested run's (or holds nothing of value)."""
-    stored = fingerprint.read(run_dir)
+    try:
+        stored = fingerprint.read(run_dir, strict=True)
+    except fingerprint.FingerprintUnreadable as exc:
+        return Clash(str(run_dir), unknown=True, unreadable=exc.why) if holds_work(run_dir) \
+            else None
     if stored is None:
         return Clash(str(run_dir), unknown=True) if holds_work(run_dir) else None
     diffs = identity.differences(identity.of_fingerprint(stored),
@@ -101,6 +132,12 @@ def release_claims():
 atexit.register(release_claims)
 
 
+def _finished(out, state):
+    print(f"{out}: finished earlier with this config: accuracy {state.accuracy:.2f}% "
+          f"({Path(out) / RESULT_FILE}); nothing to do.")
+    return Claim(finished=True)
+
+
 def claim(cfg, args, command=None):
     """train.py's check before it writes anything into cfg.OUTPUT_DIR: the folder is this
     config's (else ConfigError, or with args.move_aside it is moved aside), a finished
@@ -112,10 +149,20 @@ def claim(cfg, args, command=None):
     # an evaluation's folder holds only its result: --overwrite-results replaces it whole
     replace = args.eval_only and getattr(args, "overwrite_results", False)
     also = ", or (an evaluation) pass --overwrite-results to replace it" if args.eval_only else ""
+    run_lock.refuse_links(out)  # before anything in the folder is read or written
+    if args.eval_only:
+        refuse_training_folder(out)
     found = None if replace else clash(out, requested)
     if found and not move:
         raise ConfigError(found.message(also=also))
-    lock = run_lock.acquire(out, command=command)
+    trains = not args.eval_only and not getattr(args, "no_train", False)
+    try:
+        lock = run_lock.acquire(out, command=command)
+    except OSError as exc:  # a read-only disk, say: a finished run needs no lock to say so
+        if found is None and trains and not isinstance(exc, SarPromptError) \
+                and os_error_message(exc) and read_run(out).finished:
+            return _finished(out, read_run(out))
+        raise
     try:
         found = None if replace else clash(out, requested)  # again, under the lock
         if found:
@@ -125,11 +172,9 @@ def claim(cfg, args, command=None):
             move_aside(out)
             lock = run_lock.acquire(out, command=command)
         state = read_run(out)
-        if not args.eval_only and not getattr(args, "no_train", False) and state.finished:
+        if trains and state.finished:
             lock.release()
-            print(f"{out}: finished earlier with this config: accuracy {state.accuracy:.2f}% "
-                  f"({Path(out) / RESULT_FILE}); nothing to do.")
-            return Claim(finished=True)
+            return _finished(out, state)
     except BaseException:
         lock.release()
         raise

@@ -169,7 +169,7 @@ def dataset_config(dataset, config_root=CONFIG_ROOT):
 
 # -- the layout ------------------------------------------------------------------------------
 def protocol_root(output, protocol, source=TRANSFER_SOURCE):
-    """The folder that holds a protocol's runs (what `python -m sar_prompt.results` reads)."""
+    """The folder that holds a protocol's runs (what `sar-prompt results` reads)."""
     if protocol in ("xd", "dg"):
         return Path(output) / "transfer" / f"from_{source}"
     return Path(output) / protocol
