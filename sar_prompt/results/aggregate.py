@@ -7,9 +7,13 @@ average row's HM is the harmonic mean of the averaged base and averaged new accu
 the mean of the per-dataset HMs. A method that trains nothing (zero-shot CLIP) has one run
 per dataset and phase: its numbers carry no std.
 
-Deltas pair each SAR variant with its method (CoOpSAR - CoOp, ...) and, when zero-shot CLIP
-is in the table, each method with it; a table with no such pair compares each trainer with
-the first.
+Deltas pair each SAR variant with its method (CoOpSAR - CoOp, ...), and each method with
+zero-shot CLIP when asked (`zero_shot_deltas`); a table with no such pair compares each
+trainer with the first.
+
+With `allow_partial`, a base-to-new cell's Base, New and HM are all taken over the same
+seeds: those with both a base and a new result (the `n` of its (n/N) mark). A seed with only
+one of the two counts in neither.
 """
 import statistics
 from collections import Counter, OrderedDict
@@ -71,6 +75,7 @@ class Table:
     zero_shot: list = field(default_factory=list)  # trainers evaluated once (nothing trained)
     pairs: list = field(default_factory=list)      # [(trainer, baseline)] of the deltas
     published: list = field(default_factory=list)  # Entries of published numbers (--published)
+    labels: dict = field(default_factory=dict)     # trainer -> the name its rows show
 
     @property
     def complete(self):
@@ -97,15 +102,17 @@ def delta_name(trainer, baseline):
     return f"{trainer} - {baseline}"
 
 
-def delta_pairs(trainers):
-    """[(trainer, baseline)]: each XSAR with its X, then each method with zero-shot CLIP;
-    without any such pair, each trainer with the first."""
+def delta_pairs(trainers, zero_shot=False):
+    """[(trainer, baseline)]: each XSAR with its X, then (`zero_shot`) each method with
+    zero-shot CLIP; without any such pair, each trainer with zero-shot CLIP when it is
+    there, else with the first."""
     pairs = [(t, method_name(t)) for t in trainers
              if t.endswith(SAR_SUFFIX) and method_name(t) != t and method_name(t) in trainers]
-    if ZERO_SHOT in trainers:
+    if zero_shot and ZERO_SHOT in trainers:
         pairs += [(t, ZERO_SHOT) for t in trainers if t != ZERO_SHOT]
     if not pairs and len(trainers) > 1:
-        pairs = [(t, trainers[0]) for t in trainers[1:]]
+        first = ZERO_SHOT if ZERO_SHOT in trainers else trainers[0]
+        pairs = [(t, first) for t in trainers if t != first]
     return pairs
 
 
@@ -214,11 +221,12 @@ def deltas(table):
 # -- building a table from a protocol root --------------------------------------------------
 def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
                 config="", allow_partial=False, group_by_fingerprint=False,
-                source=TRANSFER_SOURCE, configs=None):
+                source=TRANSFER_SOURCE, configs=None, zero_shot_deltas=False):
     """The Table of `trainers` under a protocol root. Datasets, shots and seeds default to
     those on disk (seeds: DEFAULT_SEEDS when none is there). `configs(trainer, dataset,
     shots)` names a cell's config (default: `config`, else the trainer's default when it has
-    runs, else the one config found on disk)."""
+    runs, else the one config found on disk). `zero_shot_deltas`: a delta row of each
+    method against ZeroshotCLIP too."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}.")
     root = Path(root)
@@ -254,7 +262,7 @@ def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
     table = Table(protocol, str(root), list(trainers), all_datasets, seeds, shots,
                   source if transfer else "", grouped=group_by_fingerprint,
                   zero_shot=[t for t in trainers if not trains(t)])
-    table.pairs = delta_pairs(list(trainers))
+    table.pairs = delta_pairs(list(trainers), zero_shot_deltas)
     fewshot_digests = {}  # (dataset, shots, seed) -> {trainer: few-shot sample digest}
     for trainer in trainers:
         table.configs[trainer] = {}
