@@ -229,8 +229,10 @@ def main(argv=None):
             if table.protocol != "base2new":
                 raise ConfigError("--published: the shipped numbers are base-to-new ones; "
                                   f"this table is {table.protocol}.")
-            table.published = published.entries(table, published.load(args.published_file))
-            flagged = published.flags(table, table.published, args.tolerance)
+            rows = published.load(args.published_file)
+            table.published = published.entries(table, rows)
+            flagged = published.flags(table, table.published, args.tolerance,
+                                      published.withheld_averages(table, rows))
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
