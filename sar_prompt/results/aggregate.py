@@ -25,6 +25,7 @@ from sar_prompt.errors import ConfigError, SarPromptError
 from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS,
                                        SAR_SUFFIX, TRANSFER_SOURCE, default_config,
                                        default_datasets, method_name, run_dir, trains)
+from sar_prompt.runs.identity import SEPARATOR, overrides_of_folder
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.results import records as found
 
@@ -371,15 +372,18 @@ def _fewshot_warnings(digests):
 
 def _default_or_found(root, protocol, trainer, dataset, shots, source, on_disk):
     """The trainer's default config when it has runs (or nothing else has), else the one
-    config found on disk (runs made with CFG=...)."""
+    config found on disk (runs made with CFG=...), or the one without overrides beside its
+    sweep's <config>__<overrides> folders."""
     default = default_config(trainer, protocol, dataset, shots)
     phase = phases(protocol, dataset, source)[0][0]
     there = found.configs_of(found.select(on_disk, phases={phase}, datasets={dataset},
                                           trainers={trainer}, shots={shots}))
     if default and (default in there or not there):
         return default
-    if len(there) == 1:
-        return there[0]
+    plain = [c for c in there if not overrides_of_folder(c)]
+    if len(there) == 1 or (len(plain) == 1 and all(
+            c.split(SEPARATOR)[0] == plain[0] for c in there)):
+        return plain[0] if plain else there[0]  # a sweep's folders: its plain one
     folder = Path(root) / phase / dataset / f"shots_{shots}" / trainer
     if not there:
         raise ConfigError(f"{trainer} has no default config and no runs in {folder}; "

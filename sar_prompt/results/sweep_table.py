@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from sar_prompt.errors import ConfigError
+from sar_prompt.errors import ConfigError, SarPromptError
 from sar_prompt.results import records
 from sar_prompt.results.aggregate import AVERAGE, Table, build_table, phases
 from sar_prompt.runs import fingerprint
@@ -170,13 +170,15 @@ def table_name(protocol, trainer):
 def _pairs_of_tag(tag):
     """{short key: value} of a folder's overrides tag, or None when it is not KEY=V pairs
     (a --tag name, a hashed tag)."""
+    if not tag:
+        return {}
     out = {}
     for part in tag.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key or "." not in key:
             return None
         out[key] = value
-    return out if tag else {}
+    return out
 
 
 def _value_in(config, short_key):
@@ -202,7 +204,7 @@ def _folder_label(root, protocol, trainer, dataset, shots, folder, keys, source)
     for seed_dir in sorted(records.seed_folders(where).values()) if where.is_dir() else []:
         try:
             fp = fingerprint.read(seed_dir)
-        except Exception:  # a broken fingerprint: the folder's own name says enough
+        except SarPromptError:  # a key given twice: the folder's own name says enough
             fp = None
         if fp and isinstance(fp.get("config"), dict):
             opts = []
