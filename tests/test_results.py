@@ -379,7 +379,8 @@ def test_published_numbers_beside_reproduced_ones_and_flags(tmp_path, capsys):
 def test_figures_are_pdf_svg_png_at_column_width(tmp_path):
     from PIL import Image
 
-    from sar_prompt.results.plots import plot_deltas, plot_sweep, plot_table
+    from sar_prompt.results.plots import plot_deltas, plot_table
+    from sar_prompt.results.sweep_plot import plot_sweep
 
     write_grid(tmp_path)
     table = build_table(tmp_path, "base2new", list(GRID))

@@ -191,9 +191,44 @@ def averages(table):
     return out
 
 
+def seed_averages(table, trainer, shots):
+    """{metric: {seed: value}} of a trainer's average row seed by seed (the seeds every
+    dataset averaged has; base-to-new HM from that seed's averaged base and new)."""
+    datasets = {d for e in table.averages if (e.trainer, e.shots) == (trainer, shots)
+                for d in e.values}
+    out = {}
+    for metric in METRICS[table.protocol]:
+        cells = [table.lookup(table.entries, trainer, d, shots, metric) for d in datasets]
+        if metric != "hm" and cells and None not in cells:
+            seeds = set.intersection(*(set(e.values) for e in cells))
+            out[metric] = {s: statistics.fmean(e.values[s] for e in cells) for s in seeds}
+    if "base" in out and "new" in out:
+        out["hm"] = {s: harmonic_mean(out["base"][s], out["new"][s]) for s in out["base"]}
+    return out
+
+
+def _seed_deltas(table, trainer, baseline, dataset, shots, metric):
+    """{seed: trainer's value - baseline's} on the seeds both have (a zero-shot trainer's
+    single value stands for every seed); () when the seeds are not known."""
+    def per_seed(t):
+        if dataset == AVERAGE:
+            return seed_averages(table, t, shots).get(metric, {})
+        e = table.lookup(table.entries, t, dataset, shots, metric)
+        return e.values if e is not None else {}
+
+    a, b = per_seed(baseline), per_seed(trainer)
+    if baseline in table.zero_shot and len(a) == 1:
+        a = {s: next(iter(a.values())) for s in b}
+    if trainer in table.zero_shot and len(b) == 1:
+        b = {s: next(iter(b.values())) for s in a}
+    return {s: b[s] - a[s] for s in sorted(set(a) & set(b))}
+
+
 def deltas(table):
     """Each pair's difference (trainer minus baseline), per cell and on the average row,
-    where both have a number (the average only when both average the same datasets)."""
+    where both have a number (the average only when both average the same datasets); its
+    std is that of the per-seed differences (the seeds pair the runs: the same few-shot
+    sample)."""
     if table.grouped:
         return []
     out = []
@@ -214,8 +249,11 @@ def deltas(table):
                     a = table.lookup(rows, baseline, dataset, k, metric)
                     b = table.lookup(rows, trainer, dataset, k, metric)
                     if a is not None and b is not None and None not in (a.mean, b.mean):
+                        per_seed = _seed_deltas(table, trainer, baseline, dataset, k, metric)
                         out.append(Entry(delta_name(trainer, baseline), dataset, k, metric,
-                                         b.mean - a.mean))
+                                         b.mean - a.mean, statistics.pstdev(per_seed.values())
+                                         if len(per_seed) > 1 else None, len(per_seed),
+                                         per_seed))
     return out
 
 

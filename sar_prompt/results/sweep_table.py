@@ -154,7 +154,7 @@ def save(table, trainer, folder, name, plot=True, with_std=True):
         drawn, xlabel = figure_rows(rows)
         if all(r["datasets"] for r in drawn):
             try:
-                from sar_prompt.results.plots import plot_sweep
+                from sar_prompt.results.sweep_plot import plot_sweep
 
                 paths += plot_sweep(drawn, folder / name, xlabel=xlabel) or []
             except ImportError:
