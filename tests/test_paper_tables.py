@@ -11,6 +11,7 @@ import pytest
 from sar_prompt.catalog import BENCHMARK
 from sar_prompt.results import build_table, main, to_latex, to_markdown
 from test_results import write, write_grid
+from test_runner_identity import CONFIG, stub_bench  # noqa: F401  (a fixture)
 
 PDFLATEX = shutil.which("pdflatex")
 needs_tex = pytest.mark.skipif(
@@ -213,3 +214,21 @@ def test_a_small_table_keeps_its_size(tmp_path, capsys):
     log, width, _, printed, text_width, _ = compile_latex(tmp_path, tex)
     assert width < 0.75 * text_width and printed == width  # not scaled up to the width
     assert "Overfull" not in log
+
+
+def test_run_with_several_trainers_prints_one_table_with_their_pairs(tmp_path, stub_bench,
+                                                                     capsys, monkeypatch):
+    from sar_prompt import cli
+    from sar_prompt.orchestration import bench
+
+    monkeypatch.setattr(bench, "main", lambda argv, main=bench.main: main(
+        [*argv, "--config", str(CONFIG), "--data", str(tmp_path / "data")]))
+    (tmp_path / "data").mkdir()
+    assert cli.main(["run", "base2new", "--trainers", "CoOp", "KgCoOp", "KgCoOpSAR",
+                     "--datasets", "eurosat", "--seeds", "1", "--output",
+                     str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("### base-to-new") == 1  # one table, not one per trainer
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1:5] == ["CoOp", "KgCoOp", "KgCoOpSAR", "*Δ KgCoOpSAR − KgCoOp*"]
+    assert "has no KgCoOp beside it" not in err
