@@ -13,11 +13,25 @@ from sar_prompt.results import build_table, main, to_latex, to_markdown
 from test_results import write, write_grid
 from test_runner_identity import CONFIG, stub_bench  # noqa: F401  (a fixture)
 
-PDFLATEX = shutil.which("pdflatex")
-needs_tex = pytest.mark.skipif(
-    PDFLATEX is None, reason="pdflatex is not installed: the LaTeX is checked only for its "
-    "text here (CI installs texlive-latex-base and texlive-latex-recommended when it can; "
-    "apt-get install them to compile it)")
+def _tex():
+    """pdflatex, when it and the packages the tests use are installed."""
+    pdflatex, kpsewhich = shutil.which("pdflatex"), shutil.which("kpsewhich")
+    if not (pdflatex and kpsewhich):
+        return None
+    found = subprocess.run([kpsewhich, "booktabs.sty", "graphicx.sty", "geometry.sty"],
+                           capture_output=True, text=True).stdout.split()
+    return pdflatex if len(found) == 3 else None
+
+
+PDFLATEX = _tex()
+NO_TEX = ("pdflatex (with booktabs, graphicx, geometry) is not installed: the LaTeX is "
+          "checked only for its text here (.ci/run installs texlive-latex-base and "
+          "texlive-latex-recommended when it can; apt-get install them to compile it)")
+
+
+def needs_tex():
+    if PDFLATEX is None:
+        pytest.skip(NO_TEX)
 # a two-column paper's page (CVPR's: 6.875 x 8.875 in of text)
 PREAMBLE = ("\\documentclass[twocolumn,10pt]{article}\n"
             "\\usepackage[letterpaper,textwidth=6.875in,textheight=8.875in]{geometry}\n"
@@ -162,7 +176,6 @@ def test_labels_bold_best_values_and_the_latex_label(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-@needs_tex
 def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path, capsys):
     """Dataset names, a label and a config tag with _ & % # $ { }, --std and --published
     (whose caption names sar_prompt/published/base2new.csv)."""
@@ -179,11 +192,11 @@ def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path
                    "vit_b16_ctxv1__my_tag")
     assert "my\\_set\\&co" in tex and "50\\%\\#1" in tex and "\\{\\$x\\$\\}" in tex
     assert "sar\\_prompt/published/base2new.csv" in tex and "(published)" in tex
+    needs_tex()
     log = compile_latex(tmp_path, tex)[0]
     assert "Overfull" not in log and "Missing $" not in log
 
 
-@needs_tex
 def test_five_methods_and_zero_shot_on_eleven_datasets_fit_one_page_width_table(tmp_path,
                                                                                  capsys):
     """The paper's main table: --std and --published, every XSAR - X pair with ΔBase, bold
@@ -201,14 +214,15 @@ def test_five_methods_and_zero_shot_on_eleven_datasets_fit_one_page_width_table(
         assert all("& --" not in row and "&  &" not in row for row in rows)  # ΔBase too
     assert tex.count("{CoOp (published)}") == 1 and "69.34" in tex  # the average's block
     assert "\\textbf{" in tex and "\\label{tab:base2new}" in tex
+    needs_tex()
     log, width, height, printed, text_width, text_height = compile_latex(tmp_path, tex)
     assert "Overfull" not in log and "Float too large" not in log
     assert width <= 1.15 * text_width and height <= text_height
     assert printed == pytest.approx(min(width, text_width), abs=0.1)
 
 
-@needs_tex
 def test_a_small_table_keeps_its_size(tmp_path, capsys):
+    needs_tex()
     write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=("dtd",))
     tex = to_latex(build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"]), with_std=True)
     log, width, _, printed, text_width, _ = compile_latex(tmp_path, tex)
