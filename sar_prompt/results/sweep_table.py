@@ -1,7 +1,7 @@
 """A sweep's table: one row per point (a setting of the swept keys), from the runs on disk,
 in every format of the result tables (formats.py: text, markdown, LaTeX, CSV, JSON; --std),
 and a figure of each dataset's HM against the swept value. Used after a sweep
-(sar_prompt/orchestration/sweep.py) and by `python -m sar_prompt.results --sweep`.
+(sar_prompt/orchestration/sweep.py) and by `sar-prompt results --sweep`.
 
 Points found on disk are labelled by the values their runs had (each config folder's
 fingerprint.json), so a folder without overrides is the point of the keys' default values
@@ -166,7 +166,7 @@ def table_name(protocol, trainer):
     return f"sweep_{protocol}_{trainer}"
 
 
-# -- points found on disk (python -m sar_prompt.results --sweep) ------------------------------
+# -- points found on disk (sar-prompt results --sweep) ------------------------------------
 def _pairs_of_tag(tag):
     """{short key: value} of a folder's overrides tag, or None when it is not KEY=V pairs
     (a --tag name, a hashed tag)."""
@@ -287,7 +287,7 @@ def several_configs(root, protocol, trainer, shots, source=TRANSFER_SOURCE):
 
 
 def results_main(args, root, protocol, trainer):
-    """`python -m sar_prompt.results ... --sweep`: the sweep table of what is on disk, in
+    """`sar-prompt results ... --sweep`: the sweep table of what is on disk, in
     --format, refused (exit 1) when a point's seed set is not complete unless
     --allow-partial."""
     from sar_prompt.results.formats import problems_text
