@@ -157,13 +157,28 @@ def bench_argvs(sub, argv):
     return [with_trainer(rest, t) for t in trainers] if trainers else [rest]
 
 
+def one_table(argvs, argv):
+    """Several trainers, run one after the other: the last prints one table of them all
+    (each XSAR beside its X), the others none; unless --table, a sweep or a dry run asks
+    for each trainer's own."""
+    import os
+
+    trainers, _ = split_trainers(argv)
+    own = ("--table", "--sweep", "--dry-run")
+    if len(trainers) < 2 or os.environ.get("SWEEP") or any(
+            a in own or a.startswith(tuple(f"{o}=" for o in own)) for a in argv):
+        return argvs
+    return [a + ["--table", "none"] for a in argvs[:-1]] + \
+        [argvs[-1] + [f"--compare-trainers={','.join(trainers)}"]]
+
+
 def dispatch(sub, argv):
     module = importlib.import_module(sub.module)
     prog = f"{PROG} {'run' if sub.module == 'sar_prompt.orchestration.bench' else sub.name}"
     with _named(module, prog):
         if sub.module != "sar_prompt.orchestration.bench":
             return module.main(argv)
-        argvs = bench_argvs(sub, argv)
+        argvs = one_table(bench_argvs(sub, argv), argv)
         worst = 0
         for i, bench_argv in enumerate(argvs, 1):
             if len(argvs) > 1:

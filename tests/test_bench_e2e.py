@@ -99,14 +99,15 @@ def test_compare_and_rerun(benchmark, tmp_path):
                            "--save", str(tmp_path), "--format", "markdown", "--std"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip().replace("**", "")  # bold: the best
+                                         for c in line.strip().strip("|").split("|")]
             for line in proc.stdout.splitlines() if line.startswith("| ")}
     b0, n0 = (accuracy(run_folder(out, p, "dtd", "CoOp")) for p in ("train_base", "test_new"))
     b1, n1 = (accuracy(run_folder(out, p, "dtd", "CoOpSAR")) for p in ("train_base", "test_new"))
     hm = lambda b, n: 2 * b * n / (b + n) if b + n else 0.0  # noqa: E731
     assert rows["CoOp"][1:3] == [f"{b0:.2f} ± 0.00", f"{n0:.2f} ± 0.00"]  # DTD first
     assert rows["CoOpSAR"][1:3] == [f"{b1:.2f} ± 0.00", f"{n1:.2f} ± 0.00"]
-    assert rows["*Δ CoOpSAR − CoOp*"][1:4] == ["", f"{n1 - n0:+.2f}",
+    assert rows["*Δ CoOpSAR − CoOp*"][1:4] == [f"{b1 - b0:+.2f}", f"{n1 - n0:+.2f}",
                                                f"{hm(b1, n1) - hm(b0, n0):+.2f}"]
     assert "fingerprint" not in proc.stderr  # same code, data and settings: nothing to flag
     assert (tmp_path / "base2new_CoOp_vs_CoOpSAR.png").is_file()

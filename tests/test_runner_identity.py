@@ -164,7 +164,7 @@ def test_a_sweep_runs_every_point_and_prints_a_row_each(tmp_path, stub_bench, ca
     # the results command finds the points on disk, by itself or with --sweep
     for extra in ([], ["--sweep"]):
         assert results.main([str(tmp_path / "out/base2new"), "--trainer", "CoOpSAR",
-                             "--seeds", "1", *extra]) == 0
+                             "--seeds", "1", "--format", "markdown", *extra]) == 0
         listed = capsys.readouterr().out
         assert sorted(line for line in listed.splitlines() if line.startswith("| OPTIM")) == \
             sorted(rows)  # ordered by folder name

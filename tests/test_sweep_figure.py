@@ -1,4 +1,6 @@
 """The sweep figure: HM against the swept value, written beside the sweep table."""
+import json
+
 import pytest
 
 from sar_prompt.results import sweep_table as sweep
@@ -36,9 +38,19 @@ def test_points_of_several_keys_are_drawn_by_rank():
     assert drawn[1]["label"] == "SAR.NUM_NOVEL=2"
 
 
-def test_save_writes_the_figure_in_three_formats(tmp_path):
-    paths = sweep.save(rows(["0", "1", "5"]), tmp_path, "sweep_base2new_CoOpSAR")
+def test_save_writes_the_tables_and_the_figure_in_three_formats(tmp_path):
+    from test_sweep_table import write_sweep
+
+    write_sweep(tmp_path / "runs", shots=16)
+    found = sweep.points_on_disk(tmp_path / "runs", "base2new", "CoOpSAR", ["dtd", "eurosat"],
+                                 [16])
+    table = sweep.sweep_table(tmp_path / "runs", "base2new", "CoOpSAR", found)
+    paths = sweep.save(table, "CoOpSAR", tmp_path, "sweep_base2new_CoOpSAR")
     names = {p.name for p in map(__import__("pathlib").Path, paths)}
-    for ext in ("md", "csv", "json", "png", "pdf", "svg"):
+    for ext in ("md", "tex", "csv", "json", "png", "pdf", "svg"):
         assert f"sweep_base2new_CoOpSAR.{ext}" in names
     assert (tmp_path / "sweep_base2new_CoOpSAR.png").stat().st_size > 1000
+    drawn, xlabel = sweep.figure_rows(json.loads((tmp_path / "sweep_base2new_CoOpSAR.json")
+                                                 .read_text()))
+    assert xlabel == "SAR.WEIGHT" and [r["value"] for r in drawn] == [0.0, 1.0, 5.0]
+    assert drawn[2]["std"]["dtd"][1] == pytest.approx((2 / 3) ** 0.5)  # new's std, weight 5

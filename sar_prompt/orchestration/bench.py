@@ -77,6 +77,7 @@ def build_parser():
     p.add_argument("--table", choices=("summary", "seeds", "none"), default="summary",
                    help="at the end: the protocol's table (saved with its plot under "
                         "<protocol folder>/tables/), the per-seed table of one dataset, or none")
+    p.add_argument("--compare-trainers", type=words, help=argparse.SUPPRESS)  # `run --trainers`
     s = p.add_argument_group("Slurm (submitit)")
     s.add_argument("--slurm", action="store_true", help="submit the jobs as a Slurm job array")
     s.add_argument("--cluster", choices=("slurm", "local", "debug"),
@@ -202,9 +203,11 @@ def final_table(bench, args, out=None):
         print(results.format_table(rows, f"base-to-new: {bench.datasets[0]} / {bench.trainer} / "
                                          f"{name} / {bench.shots[0]} shots"), file=out)
         return
-    table = results.build_table(bench.root, bench.protocol, [bench.trainer], bench.datasets,
+    # `run --trainers A B`: the last trainer's table has them all, each in its folders
+    benches = {t: replace(bench, trainer=t) for t in args.compare_trainers or [bench.trainer]}
+    table = results.build_table(bench.root, bench.protocol, list(benches), bench.datasets,
                                 bench.seeds, bench.shots, allow_partial=True, source=bench.source,
-                                configs=lambda t, d, k: bench.folder_for(d, k))
+                                configs=lambda t, d, k: benches[t].folder_for(d, k))
     print(results.to_markdown(table, with_std=True), file=out)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -6,15 +6,16 @@
 
 Several --sweep options make every combination. Each point is a benchmark of its own, its
 runs in config folders named by its overrides (`vit_b16_ctxv1__SAR.WEIGHT=5`, see
-identity.py), and all points' jobs share one queue. The sweep table, from the runs on
-disk: sar_prompt/results/sweep_table.py.
+identity.py; a value equal to the default names nothing: the run without it), and all
+points' jobs share one queue. The sweep table, from the runs on disk:
+sar_prompt/results/sweep_table.py.
 """
 import itertools
 import os
 import sys
 
 from sar_prompt.errors import ConfigError
-from sar_prompt.results.sweep_table import save, sweep_rows, table_name, to_markdown
+from sar_prompt.results.sweep_table import render, save, sweep_rows, sweep_table, table_name
 from sar_prompt.runs.identity import canonical, override_tag
 
 
@@ -86,15 +87,15 @@ def folder_note(run):
 
 # -- the table after a sweep ------------------------------------------------------------------
 def final_sweep_table(bench, points, out=None):
-    """bench.py's table after a sweep: one row per point, printed and saved under the
-    protocol folder's tables/."""
+    """bench.py's table after a sweep: one row per point, printed and (with ± std over seeds)
+    saved under the protocol folder's tables/; the rows as data."""
     out = out or sys.stdout
     point_folders = [(label, b.folder_for) for label, b in points]
-    rows = sweep_rows(bench.root, bench.protocol, bench.trainer, point_folders, bench.datasets,
-                      bench.seeds, bench.shots, bench.source)
-    title = f"{bench.protocol} sweep: {bench.trainer}, {len(rows)} points"
+    table = sweep_table(bench.root, bench.protocol, bench.trainer, point_folders,
+                        bench.datasets, bench.seeds, bench.shots, bench.source)
     print(file=out)
-    print(to_markdown(rows, title), file=out)
-    paths = save(rows, bench.root / "tables", table_name(bench.protocol, bench.trainer))
+    print(render(table, bench.trainer, "markdown"), file=out)
+    paths = save(table, bench.trainer, bench.root / "tables",
+                 table_name(bench.protocol, bench.trainer))
     print(f"sweep table: {', '.join(str(p) for p in paths)}", file=out)
-    return rows
+    return sweep_rows(table, bench.trainer)

@@ -21,19 +21,21 @@ reference tables' order, then the average) as column groups of Base / New / HM, 
 over seeds (--std adds the population std, as CoOp's parse_test_res.py). HM is the harmonic
 mean of the mean base and mean new accuracies, as the CoOp family reports it (its std is
 that of the per-seed HMs), and the average row's HM is the harmonic mean of the averaged
-base and averaged new accuracies, not the mean of the per-dataset HMs. With --compare, each
-XSAR gets a row of New and HM deltas against its X, and each method one against
-ZeroshotCLIP when it is there; ZeroshotCLIP is evaluated once per dataset (no seeds, no
-std). A seed set that is not complete (a run missing, interrupted, failed, or with a broken
-results.json) is refused, every such run named with what is on disk, unless
---allow-partial; cells averaged over fewer seeds are marked (n/N). Runs whose fingerprints
-differ are reported (see fingerprint.py).
+base and averaged new accuracies, not the mean of the per-dataset HMs. With --compare (or
+several trainers on disk), each XSAR gets a row of Base, New and HM deltas against its X
+(--zero-shot-deltas: each method one against ZeroshotCLIP too), the best of each column
+bold (LaTeX, markdown), --label T=TEXT renaming rows; ZeroshotCLIP is evaluated once per
+dataset (no seeds, no std). A seed set that is not complete (a run missing, interrupted,
+failed, or with a broken results.json) is refused, every such run named with what is on
+disk, unless --allow-partial; cells averaged over fewer seeds are marked (n/N), their Base,
+New and HM all over the seeds with both. Runs whose fingerprints differ are reported (see
+fingerprint.py). --sweep tabulates a sweep's points, --point compares at one of them.
 
 The package: `records` collects the runs on disk, `aggregate` turns them into a Table (pure
 arithmetic), `formats` renders it (text, markdown, LaTeX, CSV long and wide, JSON),
-`published` holds the published baselines, `tables_cli` is the command line; `seed_tables`
-the per-seed tables the scripts print, `sweep_table` a sweep's table, `plots` the figures,
-`diagnose` a run's similarity structure.
+`published` holds the published baselines, `tables_cli` is the command line; `latex` the
+LaTeX layout, `seed_tables` the per-seed tables the scripts print, `sweep_table` a sweep's
+table, `plots` and `sweep_plot` the figures, `diagnose` a run's similarity structure.
 """
 from sar_prompt.results.aggregate import (AVERAGE, METRICS, Entry, Table, build_table,  # noqa: F401
                                           delta_pairs, harmonic_mean, trainers_on_disk)

@@ -7,9 +7,13 @@ average row's HM is the harmonic mean of the averaged base and averaged new accu
 the mean of the per-dataset HMs. A method that trains nothing (zero-shot CLIP) has one run
 per dataset and phase: its numbers carry no std.
 
-Deltas pair each SAR variant with its method (CoOpSAR - CoOp, ...) and, when zero-shot CLIP
-is in the table, each method with it; a table with no such pair compares each trainer with
-the first.
+Deltas pair each SAR variant with its method (CoOpSAR - CoOp, ...), and each method with
+zero-shot CLIP when asked (`zero_shot_deltas`); a table with no such pair compares each
+trainer with the first.
+
+With `allow_partial`, a base-to-new cell's Base, New and HM are all taken over the same
+seeds: those with both a base and a new result (the `n` of its (n/N) mark). A seed with only
+one of the two counts in neither.
 """
 import statistics
 from collections import Counter, OrderedDict
@@ -21,6 +25,7 @@ from sar_prompt.errors import ConfigError, SarPromptError
 from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, FEWSHOT_SHOTS, PROTOCOLS,
                                        SAR_SUFFIX, TRANSFER_SOURCE, default_config,
                                        default_datasets, method_name, run_dir, trains)
+from sar_prompt.runs.identity import SEPARATOR, overrides_of_folder
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.results import records as found
 
@@ -71,6 +76,7 @@ class Table:
     zero_shot: list = field(default_factory=list)  # trainers evaluated once (nothing trained)
     pairs: list = field(default_factory=list)      # [(trainer, baseline)] of the deltas
     published: list = field(default_factory=list)  # Entries of published numbers (--published)
+    labels: dict = field(default_factory=dict)     # trainer -> the name its rows show
 
     @property
     def complete(self):
@@ -97,15 +103,17 @@ def delta_name(trainer, baseline):
     return f"{trainer} - {baseline}"
 
 
-def delta_pairs(trainers):
-    """[(trainer, baseline)]: each XSAR with its X, then each method with zero-shot CLIP;
-    without any such pair, each trainer with the first."""
+def delta_pairs(trainers, zero_shot=False):
+    """[(trainer, baseline)]: each XSAR with its X, then (`zero_shot`) each method with
+    zero-shot CLIP; without any such pair, each trainer with zero-shot CLIP when it is
+    there, else with the first."""
     pairs = [(t, method_name(t)) for t in trainers
              if t.endswith(SAR_SUFFIX) and method_name(t) != t and method_name(t) in trainers]
-    if ZERO_SHOT in trainers:
+    if zero_shot and ZERO_SHOT in trainers:
         pairs += [(t, ZERO_SHOT) for t in trainers if t != ZERO_SHOT]
     if not pairs and len(trainers) > 1:
-        pairs = [(t, trainers[0]) for t in trainers[1:]]
+        first = ZERO_SHOT if ZERO_SHOT in trainers else trainers[0]
+        pairs = [(t, first) for t in trainers if t != first]
     return pairs
 
 
@@ -183,9 +191,44 @@ def averages(table):
     return out
 
 
+def seed_averages(table, trainer, shots):
+    """{metric: {seed: value}} of a trainer's average row seed by seed (the seeds every
+    dataset averaged has; base-to-new HM from that seed's averaged base and new)."""
+    datasets = {d for e in table.averages if (e.trainer, e.shots) == (trainer, shots)
+                for d in e.values}
+    out = {}
+    for metric in METRICS[table.protocol]:
+        cells = [table.lookup(table.entries, trainer, d, shots, metric) for d in datasets]
+        if metric != "hm" and cells and None not in cells:
+            seeds = set.intersection(*(set(e.values) for e in cells))
+            out[metric] = {s: statistics.fmean(e.values[s] for e in cells) for s in seeds}
+    if "base" in out and "new" in out:
+        out["hm"] = {s: harmonic_mean(out["base"][s], out["new"][s]) for s in out["base"]}
+    return out
+
+
+def _seed_deltas(table, trainer, baseline, dataset, shots, metric):
+    """{seed: trainer's value - baseline's} on the seeds both have (a zero-shot trainer's
+    single value stands for every seed); () when the seeds are not known."""
+    def per_seed(t):
+        if dataset == AVERAGE:
+            return seed_averages(table, t, shots).get(metric, {})
+        e = table.lookup(table.entries, t, dataset, shots, metric)
+        return e.values if e is not None else {}
+
+    a, b = per_seed(baseline), per_seed(trainer)
+    if baseline in table.zero_shot and len(a) == 1:
+        a = {s: next(iter(a.values())) for s in b}
+    if trainer in table.zero_shot and len(b) == 1:
+        b = {s: next(iter(b.values())) for s in a}
+    return {s: b[s] - a[s] for s in sorted(set(a) & set(b))}
+
+
 def deltas(table):
     """Each pair's difference (trainer minus baseline), per cell and on the average row,
-    where both have a number (the average only when both average the same datasets)."""
+    where both have a number (the average only when both average the same datasets); its
+    std is that of the per-seed differences (the seeds pair the runs: the same few-shot
+    sample)."""
     if table.grouped:
         return []
     out = []
@@ -206,19 +249,23 @@ def deltas(table):
                     a = table.lookup(rows, baseline, dataset, k, metric)
                     b = table.lookup(rows, trainer, dataset, k, metric)
                     if a is not None and b is not None and None not in (a.mean, b.mean):
+                        per_seed = _seed_deltas(table, trainer, baseline, dataset, k, metric)
                         out.append(Entry(delta_name(trainer, baseline), dataset, k, metric,
-                                         b.mean - a.mean))
+                                         b.mean - a.mean, statistics.pstdev(per_seed.values())
+                                         if len(per_seed) > 1 else None, len(per_seed),
+                                         per_seed))
     return out
 
 
 # -- building a table from a protocol root --------------------------------------------------
 def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
                 config="", allow_partial=False, group_by_fingerprint=False,
-                source=TRANSFER_SOURCE, configs=None):
+                source=TRANSFER_SOURCE, configs=None, zero_shot_deltas=False):
     """The Table of `trainers` under a protocol root. Datasets, shots and seeds default to
     those on disk (seeds: DEFAULT_SEEDS when none is there). `configs(trainer, dataset,
     shots)` names a cell's config (default: `config`, else the trainer's default when it has
-    runs, else the one config found on disk)."""
+    runs, else the one config found on disk). `zero_shot_deltas`: a delta row of each
+    method against ZeroshotCLIP too."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}.")
     root = Path(root)
@@ -254,7 +301,7 @@ def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
     table = Table(protocol, str(root), list(trainers), all_datasets, seeds, shots,
                   source if transfer else "", grouped=group_by_fingerprint,
                   zero_shot=[t for t in trainers if not trains(t)])
-    table.pairs = delta_pairs(list(trainers))
+    table.pairs = delta_pairs(list(trainers), zero_shot_deltas)
     fewshot_digests = {}  # (dataset, shots, seed) -> {trainer: few-shot sample digest}
     for trainer in trainers:
         table.configs[trainer] = {}
@@ -363,15 +410,18 @@ def _fewshot_warnings(digests):
 
 def _default_or_found(root, protocol, trainer, dataset, shots, source, on_disk):
     """The trainer's default config when it has runs (or nothing else has), else the one
-    config found on disk (runs made with CFG=...)."""
+    config found on disk (runs made with CFG=...), or the one without overrides beside its
+    sweep's <config>__<overrides> folders."""
     default = default_config(trainer, protocol, dataset, shots)
     phase = phases(protocol, dataset, source)[0][0]
     there = found.configs_of(found.select(on_disk, phases={phase}, datasets={dataset},
                                           trainers={trainer}, shots={shots}))
     if default and (default in there or not there):
         return default
-    if len(there) == 1:
-        return there[0]
+    plain = [c for c in there if not overrides_of_folder(c)]
+    if len(there) == 1 or (len(plain) == 1 and all(
+            c.split(SEPARATOR)[0] == plain[0] for c in there)):
+        return plain[0] if plain else there[0]  # a sweep's folders: its plain one
     folder = Path(root) / phase / dataset / f"shots_{shots}" / trainer
     if not there:
         raise ConfigError(f"{trainer} has no default config and no runs in {folder}; "

@@ -1,7 +1,7 @@
 """How far a trained prompt moved the classes' similarity structure from the hand-crafted
 prompt's: SAR's own diagnostic, for any trained run (a method or its SAR variant).
 
-    sar-prompt diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N]
+    sar-prompt diagnose RUN_DIR [--output DIR] [--data ROOT] [--k 5] [--epoch N] [--difference]
 
 RUN_DIR is a training run folder (fingerprint.json and prompt_learner/ checkpoints). The
 trainer is rebuilt from the run's fingerprint config (the dataset root it names, or
@@ -19,8 +19,9 @@ are compared with those under the hand-crafted prompt:
 
 A prompt that leaves the structure as the hand-crafted prompt has it gives loss 0,
 Spearman 1 and every neighbour kept. Run it on X and XSAR of the same dataset to see what SAR
-changed. Writes diagnose.json and the similarity heatmaps (learned beside hand-crafted,
-.pdf and .png) into --output (default RUN_DIR/diagnose). For an image-conditioned method
+changed. Writes diagnose.json and the similarity heatmaps (learned beside hand-crafted, the
+base and new blocks labelled; --difference adds their difference; .pdf and .png) into
+--output (default RUN_DIR/diagnose). For an image-conditioned method
 (CoCoOp) the learned features are the context's alone (the meta-net's image token off).
 """
 import argparse
@@ -224,39 +225,76 @@ def table_text(report):
     return "\n".join(lines)
 
 
-def plot_heatmaps(matrices, stem, title=""):
-    """Learned beside hand-crafted similarities of the base and new classes (one shared
-    colour scale); stem.pdf and stem.png."""
+def _block_ticks(ax, axis, blocks):
+    """Ticks at the middle of each block of classes, labelled with its name."""
+    centres = [(a + b - 1) / 2 for _, a, b in blocks]
+    names = [name for name, _, _ in blocks]
+    if axis == "x":
+        ax.set_xticks(centres)
+        ax.set_xticklabels(names)
+    else:
+        ax.set_yticks(centres)
+        ax.set_yticklabels(names, rotation=90, va="center")
+    ax.tick_params(axis=axis, length=0)
+
+
+def plot_heatmaps(matrices, stem, title="", difference=False):
+    """Hand-crafted beside learned similarities of the base and new classes (one shared
+    colour scale), their base and new blocks labelled and ruled; `difference`: a third
+    panel, learned minus hand-crafted (a diverging scale centred on 0). stem.pdf, .png."""
     import numpy as np
 
-    from sar_prompt.results.plots import STYLE, _pyplot, _save
+    from sar_prompt.results.plots import COLUMN_WIDTH, STYLE, _pyplot, _save
 
     plt = _pyplot()
     names, learned, hand = matrices["_joint"]
+    learned, hand = np.asarray(learned), np.asarray(hand)
     low = float(min(learned.min(), hand.min()))
+    n = len(names)
     split = len(matrices["base"][0]) if "base" in matrices and "new" in matrices else None
+    blocks = [("base", 0, split), ("new", split, n)] if split else [("base", 0, n)]
+    show_names = n <= 12
+    panels = [(hand, "hand-crafted"), (learned, "learned")]
+    if difference:
+        panels.append((learned - hand, "difference"))
+    # one column; with the difference, the width of a two-column page
+    size = (2 * COLUMN_WIDTH, 2.6) if difference else (COLUMN_WIDTH, 2.2 if show_names else 1.9)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(3.3, 1.9), sharey=True)
-        for ax, matrix, label in zip(axes, (hand, learned), ("hand-crafted", "learned")):
-            image = ax.imshow(np.asarray(matrix), vmin=low, vmax=1.0, cmap="viridis",
+        fig, axes = plt.subplots(1, len(panels), figsize=size,
+                                 sharey=True, squeeze=False, layout="constrained")
+        axes = list(axes[0])
+        for ax, (matrix, label) in zip(axes, panels):
+            diff = label == "difference"
+            reach = float(np.abs(matrix).max()) or 1e-6
+            image = ax.imshow(matrix, cmap="RdBu_r" if diff else "viridis",
+                              vmin=-reach if diff else low, vmax=reach if diff else 1.0,
                               interpolation="nearest")
-            ax.set_title(f"{label} prompt", pad=2)
-            if split:
-                for f in (ax.axhline, ax.axvline):
-                    f(split - 0.5, color="white", lw=0.6)
-            if len(names) <= 12:
-                ax.set_xticks(range(len(names)))
-                ax.set_xticklabels(names, rotation=90)
+            if diff:
+                fig.colorbar(image, ax=ax, shrink=0.8, label="learned − hand-crafted")
             else:
-                ticks = [0, split, len(names) - 1] if split else [0, len(names) - 1]
-                ax.set_xticks(ticks)
-        if len(names) <= 12:
-            axes[0].set_yticks(range(len(names)))
+                similarity = image
+            ax.set_title(label if diff else f"{label} prompt", pad=2)
+            if split:
+                for line in (ax.axhline, ax.axvline):
+                    line(split - 0.5, color="white" if not diff else "0.3", lw=0.8)
+            if show_names:  # the class names below, the blocks' names above
+                ax.set_xticks(range(n))
+                ax.set_xticklabels(names, rotation=90)
+                top = ax.secondary_xaxis("top")
+                _block_ticks(top, "x", blocks)
+                ax.set_title(ax.get_title(), pad=10)
+            else:
+                _block_ticks(ax, "x", blocks)
+        if show_names:
+            axes[0].set_yticks(range(n))
             axes[0].set_yticklabels(names)
-        fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
+        else:
+            _block_ticks(axes[0], "y", blocks)
+        for ax in axes[1:]:
+            ax.tick_params(axis="y", length=0)
+        fig.colorbar(similarity, ax=axes[:2], shrink=0.8, label="cosine similarity")
         if title:  # a small line above the panels (a paper's caption says the rest)
-            axes[0].annotate(title, (0, 1), xycoords="axes fraction", xytext=(0, 12),
-                             textcoords="offset points", ha="left", va="bottom")
+            fig.suptitle(title, x=0.01, ha="left", fontsize=STYLE["font.size"])
         paths = _save(fig, plt, stem)
     return [p for p in paths if p.suffix in (".pdf", ".png")]
 
@@ -271,7 +309,7 @@ def run(args):
     atomic_write_text(output / "diagnose.txt", text + "\n")
     written = [output / "diagnose.json", output / "diagnose.txt"]
     written += plot_heatmaps(matrices, output / "similarity",
-                                 f"{report['trainer']} / {report['dataset']}")
+                             f"{report['trainer']} / {report['dataset']}", args.difference)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -286,6 +324,8 @@ def build_parser():
     p.add_argument("--data", help="datasets root [the one in the run's fingerprint]")
     p.add_argument("--k", type=int, default=5, help="nearest neighbours compared [5]")
     p.add_argument("--epoch", type=int, help="checkpoint epoch [the last saved]")
+    p.add_argument("--difference", action="store_true",
+                   help="the figure with a third panel: learned minus hand-crafted")
     return p
 
 

@@ -2,9 +2,10 @@
 
 Every layout is the paper's: methods as rows, datasets (the reference order, then the
 average) as column groups, Base / New / HM under each for base-to-new (shots for few-shot,
-one column for transfer). A delta row follows each SAR variant (XSAR - X), and rows against
-zero-shot CLIP close the table when it is there. Means by default; `with_std` adds ± the
-population std over seeds. `Grid` is that layout once; each format renders it.
+one column for transfer). A delta row (Base, New and HM) follows each SAR variant
+(XSAR - X), and rows against zero-shot CLIP, when asked for, close the table. Means by
+default; `with_std` adds ± the population std over seeds; each column's best method is bold
+(LaTeX, markdown). `Grid` is that layout once; each format renders it (LaTeX: latex.py).
 """
 import csv
 import io
@@ -14,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 from sar_prompt.runs.protocols import dataset_title
 from sar_prompt.results.aggregate import AVERAGE, METRICS, ZERO_SHOT, delta_name
+from sar_prompt.results.latex import block_columns, blocks, grid_latex
 
 METRIC_TITLES = {"base": "Base", "new": "New", "hm": "HM", "accuracy": "Acc."}
-DELTA_METRICS = {"base2new": ("new", "hm")}  # the deltas shown (all in CSV / JSON)
 FORMATS = ("text", "markdown", "latex", "csv", "csv-wide", "json")
 EXTENSIONS = {"text": "txt", "markdown": "md", "latex": "tex", "csv": "csv",
               "csv-wide": "wide.csv", "json": "json"}
@@ -24,11 +25,42 @@ EXTENSIONS = {"text": "txt", "markdown": "md", "latex": "tex", "csv": "csv",
 
 # -- the paper layout ---------------------------------------------------------------------------
 @dataclass
+class Cell:
+    """One number of the layout: a mean (None: missing, shown "-"), its std, a mark such as
+    "(2/3)" (fewer seeds than asked), `signed` for a difference, `best` for the best of its
+    column among the methods (bold in LaTeX and markdown)."""
+    mean: float = None
+    std: float = None
+    mark: str = ""
+    signed: bool = False
+    best: bool = False
+
+    @property
+    def number(self):
+        if self.mean is None:
+            return "-"
+        return f"{self.mean:+.2f}" if self.signed else f"{self.mean:.2f}"
+
+    def text(self):
+        out = self.number
+        if self.std is not None and self.mean is not None:
+            out += f" ± {self.std:.2f}"
+        return out + (f" {self.mark}" if self.mark else "")
+
+
+@dataclass
 class Row:
     label: str
-    cells: list                  # text, one per column (groups x subcolumns)
-    values: list                 # the numbers behind them (None where empty)
-    kind: str = "method"         # method | delta | published
+    cells: list                  # Cells, one per column (groups x subcolumns)
+    kind: str = "method"         # method | delta | published | zero-shot delta
+
+    @property
+    def values(self):
+        return [c.mean for c in self.cells]
+
+    @property
+    def texts(self):
+        return [c.text() for c in self.cells]
 
 
 @dataclass
@@ -38,6 +70,7 @@ class Grid:
     rows: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     group_keys: list = field(default_factory=list)  # dataset key of each group
+    row_title: str = "Method"
 
 
 def _columns(table):
@@ -58,65 +91,84 @@ def _columns(table):
     return out
 
 
-def _cell_text(entry, expected, with_std):
+def _cell(entry, expected, with_std):
     if entry is None or entry.mean is None:
-        return "-"
-    text = f"{entry.mean:.2f}"
-    if with_std and entry.std is not None:
-        text += f" ± {entry.std:.2f}"
-    if entry.dataset != AVERAGE and entry.n < expected:
-        text += f" ({entry.n}/{expected})"
-    return text
+        return Cell()
+    partial = entry.dataset != AVERAGE and entry.n < expected
+    return Cell(entry.mean, entry.std if with_std else None,
+                f"({entry.n}/{expected})" if partial else "")
 
 
-def trainer_label(table, trainer):
+def label_of(table, trainer):
+    """The name a trainer's rows show: its --label, else the trainer (zero-shot marked)."""
+    if trainer in table.labels:
+        return table.labels[trainer]
     return f"{trainer} (zero-shot)" if trainer in table.zero_shot else trainer
 
 
-def grid(table, with_std=False):
+trainer_label = label_of
+
+
+def delta_label(table, trainer, baseline):
+    name = lambda t: table.labels.get(t, t)  # noqa: E731
+    return f"Δ {name(trainer)} − {name(baseline)}"
+
+
+def mark_best(rows):
+    """Mark each column's best mean among the method rows (ties at the shown precision all
+    count) where at least two methods have a number."""
+    methods = [r for r in rows if r.kind == "method"]
+    if len(methods) < 2:
+        return
+    for col in range(len(methods[0].cells)):
+        shown = [(round(r.cells[col].mean, 2), r) for r in methods
+                 if r.cells[col].mean is not None]
+        if len(shown) < 2:
+            continue
+        top = max(v for v, _ in shown)
+        for v, r in shown:
+            r.cells[col].best = v == top
+
+
+def grid(table, with_std=False, best=True):
     columns = _columns(table)
     g = Grid(title_of(table), [(title, [c[0] for c in subs]) for _, title, subs in columns],
              group_keys=[d for d, _, _ in columns])
-    shown_deltas = DELTA_METRICS.get(table.protocol, METRICS[table.protocol])
 
     def method_rows(trainer):
         groups = sorted({grp for d in table.datasets for k in table.shots
                          for grp in table.groups(trainer, d, k)})
         for group in groups:
-            cells, values = [], []
+            cells = []
             for d, _, subs in columns:
                 rows = table.averages if d == AVERAGE else table.entries
                 for _, k, metric in subs:
                     e = table.lookup(rows, trainer, d, k, metric, "" if d == AVERAGE else group)
-                    cells.append(_cell_text(e, table.expected_seeds(trainer),
-                                            with_std and d != AVERAGE))
-                    values.append(None if e is None else e.mean)
-            label = trainer_label(table, trainer) + (f" [fp {group}]" if group else "")
-            g.rows.append(Row(label, cells, values))
+                    cells.append(_cell(e, table.expected_seeds(trainer),
+                                       with_std and d != AVERAGE))
+            label = label_of(table, trainer) + (f" [fp {group}]" if group else "")
+            g.rows.append(Row(label, cells))
 
     def published_row(trainer):
         rows = [e for e in table.published if e.trainer == trainer]
         if not rows:
             return
-        cells, values = [], []
+        cells = []
         for d, _, subs in columns:
             for _, k, metric in subs:
                 e = next((p for p in rows if (p.dataset, p.metric) == (d, metric)), None)
-                cells.append("-" if e is None or e.mean is None else f"{e.mean:.2f}")
-                values.append(None if e is None else e.mean)
-        g.rows.append(Row(f"{trainer} (published)", cells, values, "published"))
+                cells.append(Cell(None if e is None else e.mean))
+        g.rows.append(Row(f"{table.labels.get(trainer, trainer)} (published)", cells,
+                          "published"))
 
     def delta_row(trainer, baseline, kind="delta"):
         name = delta_name(trainer, baseline)
-        cells, values = [], []
+        cells = []
         for d, _, subs in columns:
             for _, k, metric in subs:
                 e = table.lookup(table.deltas, name, d, k, metric)
-                shown = e is not None and metric in shown_deltas
-                cells.append(f"{e.mean:+.2f}" if shown else ("" if metric not in shown_deltas
-                                                             else "-"))
-                values.append(e.mean if shown else None)
-        g.rows.append(Row(f"Δ {trainer} − {baseline}", cells, values, kind))
+                cells.append(Cell(None if e is None else e.mean, signed=True))
+        g.rows.append(Row(delta_label(table, trainer, baseline), cells, kind))
 
     inline = [(t, b) for t, b in table.pairs if b != ZERO_SHOT]
     for trainer in table.trainers:
@@ -128,11 +180,13 @@ def grid(table, with_std=False):
     for t, b in table.pairs:
         if b == ZERO_SHOT:
             delta_row(t, b, "zero-shot delta")
-    g.notes = notes(table, with_std)
+    if best and not table.grouped:
+        mark_best(g.rows)
+    g.notes = notes(table, with_std, any(c.best for r in g.rows for c in r.cells))
     return g
 
 
-def notes(table, with_std):
+def notes(table, with_std, best=False):
     out = []
     if table.protocol == "base2new":
         out.append("HM: harmonic mean of the mean base and mean new accuracy"
@@ -141,20 +195,26 @@ def notes(table, with_std):
     out.append("Mean over seeds " + " ".join(map(str, table.seeds))
                + (" ± population std" if with_std else "") + ".")
     if table.zero_shot:
-        out.append(f"{', '.join(table.zero_shot)}: zero-shot, one evaluation per dataset "
-                   "(nothing is trained, so no seeds and no std).")
-    if table.pairs and table.protocol == "base2new":
-        out.append("Δ rows: New and HM of each method minus its baseline (points).")
+        out.append(f"{', '.join(label_of(table, t) for t in table.zero_shot)}: one evaluation "
+                   "per dataset (nothing is trained, so no seeds and no std).")
+    if table.pairs:
+        out.append("Δ rows: each method minus its baseline, in points.")
+    if best:
+        out.append("Bold: the best method in each column.")
     expected = {t: table.expected_seeds(t) for t in table.trainers}
     if any(e.n < expected.get(e.trainer, len(table.seeds)) for e in table.entries
            if e.mean is not None):
+        both = " (Base, New and HM all over the seeds with both)" \
+            if table.protocol == "base2new" else ""
         out.append(f"(n/{len(table.seeds)}): averaged over n of the {len(table.seeds)} seeds "
-                   "asked for (--allow-partial).")
+                   f"asked for{both} (--allow-partial).")
     if table.grouped:
         out.append("[fp ...]: runs grouped by fingerprint digest (no average row).")
     if table.published:
         out.append("(published): the numbers the method's own paper reports "
-                   "(sar_prompt/published/base2new.csv names each source).")
+                   "(sar_prompt/published/base2new.csv names each source); a published "
+                   "average covers the 11 benchmark datasets and is shown only beside an "
+                   "average over the same 11.")
     return out
 
 
@@ -184,132 +244,50 @@ def _flat_header(g):
 
 
 def to_markdown(table, with_std=False):
-    g = grid(table, with_std)
-    header = ["Method"] + _flat_header(g)
+    return grid_markdown(grid(table, with_std))
+
+
+def grid_markdown(g):
+    header = [g.row_title] + _flat_header(g)
     lines = [f"### {g.title}", "", "| " + " | ".join(header) + " |",
              "|:---|" + "|".join("---:" for _ in header[1:]) + "|"]
     for row in g.rows:
         label = f"*{row.label}*" if row.kind != "method" else row.label
-        lines.append("| " + " | ".join([label] + row.cells) + " |")
+        cells = [(f"**{c.number}**" + c.text()[len(c.number):]) if c.best else c.text()
+                 for c in row.cells]
+        lines.append("| " + " | ".join([label] + cells) + " |")
     lines += [""] + [f"_{n}_" for n in g.notes]
     return "\n".join(lines)
 
 
-def _blocks(g, fits):
-    """Split the column groups into consecutive blocks, each as many groups as `fits(n)`
-    allows (at least one)."""
-    blocks, start = [], 0
-    while start < len(g.groups):
-        n = 1
-        while start + n < len(g.groups) and fits(g.groups[start:start + n + 1]):
-            n += 1
-        blocks.append(range(start, start + n))
-        start += n
-    return blocks
-
-
-def _block_columns(g, block):
-    first = sum(len(subs) for _, subs in g.groups[:block.start])
-    width = sum(len(g.groups[i][1]) for i in block)
-    return slice(first, first + width)
-
-
 def to_text(table, with_std=False, width=120):
+    return grid_text(grid(table, with_std, best=False), width)
+
+
+def grid_text(g, width=120):
     """Aligned plain text for a terminal: the column groups in blocks that fit `width`."""
-    g = grid(table, with_std)
     label_w = max([len(r.label) for r in g.rows] + [6]) + 2
-    cell_w = max([len(c) for r in g.rows for c in r.cells] + [6]) + 2
-
-    def fits(groups):
-        return label_w + cell_w * sum(len(s) for _, s in groups) <= width
-
+    cell_w = max([len(t) for r in g.rows for t in r.texts] + [6]) + 2
+    per_block = max(1, (width - label_w) // (cell_w * max(len(s) for _, s in g.groups)))
     lines = [g.title, ""]
-    for block in _blocks(g, fits):
-        cols = _block_columns(g, block)
+    for block in blocks(len(g.groups), -(-len(g.groups) // per_block)):
+        cols = block_columns(g, block)
         top = "".join(g.groups[i][0][:cell_w * len(g.groups[i][1]) - 1]
                       .center(cell_w * len(g.groups[i][1])) for i in block)
         sub = "".join(s.rjust(cell_w) for i in block for s in g.groups[i][1])
-        lines += [" " * label_w + top, "Method".ljust(label_w) + sub,
+        lines += [" " * label_w + top, g.row_title.ljust(label_w) + sub,
                   "-" * (label_w + cell_w * (cols.stop - cols.start))]
         for row in g.rows:
-            lines.append(row.label.ljust(label_w) + "".join(c.rjust(cell_w)
-                                                            for c in row.cells[cols]))
+            lines.append(row.label.ljust(label_w) + "".join(t.rjust(cell_w)
+                                                            for t in row.texts[cols]))
         lines.append("")
     lines += g.notes
     return "\n".join(lines)
 
 
-LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\textasciitilde{}",
-                 "^": r"\textasciicircum{}"}
-LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$"}
-
-
-def latex_escape(text):
-    out = "".join(LATEX_ESCAPES.get(ch, ch) for ch in text)
-    for symbol, command in LATEX_SYMBOLS.items():
-        out = out.replace(symbol, command)
-    return out
-
-
-def _latex_number(text):
-    """A cell: signs as math minus, ± as $\\pm$."""
-    if text in ("", "-"):
-        return "--" if text == "-" else ""
-    return latex_escape(text.replace("-", "−") if text[0] in "+-" else text)
-
-
-def to_latex(table, with_std=False, groups_per_block=None, resize=True):
-    """A booktabs table ready to paste (needs \\usepackage{booktabs}, and graphicx for
-    `resize`). Wide tables are split into stacked blocks of `groups_per_block` datasets
-    (4, or 2 with the std), each scaled to the text width with `resize`."""
-    g = grid(table, with_std)
-    groups_per_block = groups_per_block or (2 if with_std else 4)
-    blocks = _blocks(g, lambda groups: len(groups) <= groups_per_block)
-    out = ["% " + latex_escape(g.title).replace("\n", " "),
-           "% requires \\usepackage{booktabs}" + (" and \\usepackage{graphicx}" if resize else ""),
-           "\\begin{table*}[t]", "\\centering", "\\small"]
-    for b, block in enumerate(blocks):
-        cols = _block_columns(g, block)
-        ncols = cols.stop - cols.start
-        lines = [f"\\begin{{tabular}}{{l{'r' * ncols}}}", "\\toprule"]
-        heads, rules, col = [], [], 2
-        for i in block:
-            title, subs = g.groups[i]
-            if len(subs) > 1 or subs[0]:
-                heads.append(f"\\multicolumn{{{len(subs)}}}{{c}}{{{latex_escape(title)}}}")
-                rules.append(f"\\cmidrule(lr){{{col}-{col + len(subs) - 1}}}")
-            else:
-                heads.append(latex_escape(title))
-            col += len(subs)
-        has_subs = any(len(g.groups[i][1]) > 1 or g.groups[i][1][0] for i in block)
-        lines.append(("Method" if not has_subs else "") + " & " + " & ".join(heads) + " \\\\")
-        if has_subs:
-            lines.append(" ".join(rules))
-            lines.append("Method & " + " & ".join(latex_escape(s) for i in block
-                                                  for s in g.groups[i][1]) + " \\\\")
-        lines.append("\\midrule")
-        previous = None
-        for row in g.rows:
-            if previous == "delta" and row.kind == "method":
-                lines.append("\\addlinespace")
-            if row.kind == "zero-shot delta" and previous != row.kind:
-                lines.append("\\midrule")
-            label = latex_escape(row.label)
-            if row.kind != "method":
-                label = f"\\quad\\textit{{{label}}}"
-            lines.append(" & ".join([label] + [_latex_number(c) for c in row.cells[cols]])
-                         + " \\\\")
-            previous = row.kind
-        lines += ["\\bottomrule", "\\end{tabular}"]
-        if resize:
-            lines = ["\\resizebox{\\textwidth}{!}{%"] + lines + ["}"]
-        out += lines
-        if b < len(blocks) - 1:
-            out.append("\\\\[0.8em]")
-    out.append("\\caption{" + latex_escape(" ".join(g.notes)) + "}")
-    out += ["\\end{table*}", ""]
-    return "\n".join(out)
+def to_latex(table, with_std=False, label=None, **options):
+    """The LaTeX table (sar_prompt/results/latex.py), \\label `label` [tab:<protocol>]."""
+    return grid_latex(grid(table, with_std), label=label or latex_label(table), **options)
 
 
 def _csv_rows(table):
@@ -341,7 +319,10 @@ def to_csv(table):
 def to_csv_wide(table, with_std=False):
     """Wide CSV: the paper layout's rows, one column per dataset and metric (means; std in
     the long CSV)."""
-    g = grid(table, with_std)
+    return grid_csv_wide(grid(table, with_std))
+
+
+def grid_csv_wide(g):
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     keys = [f"{key}_{sub}".rstrip("_").replace(" ", "_") for key, (_, subs) in
@@ -357,13 +338,19 @@ def to_json(table):
     return json.dumps(asdict(table), indent=2, ensure_ascii=False) + "\n"
 
 
-def render(table, fmt, with_std=False):
+def latex_label(table):
+    """The default \\label of a table's LaTeX: tab:<protocol>."""
+    return f"tab:{table.protocol}"
+
+
+def render(table, fmt, with_std=False, label=None):
+    """`table` as `fmt`; `label`: the LaTeX \\label [tab:<protocol>]."""
     if fmt == "text":
         return to_text(table, with_std)
     if fmt == "markdown":
         return to_markdown(table, with_std)
     if fmt == "latex":
-        return to_latex(table, with_std)
+        return to_latex(table, with_std, label)
     if fmt == "csv":
         return to_csv(table)
     if fmt == "csv-wide":
@@ -376,7 +363,7 @@ def render(table, fmt, with_std=False):
 RENDER = {fmt: (lambda t, fmt=fmt: render(t, fmt)) for fmt in FORMATS}
 
 
-def save(table, folder, name=None, plot=True, with_std=False):
+def save(table, folder, name=None, plot=True, with_std=False, label=None):
     """Write <name>.md, .tex, .csv, .wide.csv, .json (and the figures: .png, .pdf, .svg)
     into `folder`; the paths written."""
     from pathlib import Path
@@ -389,7 +376,7 @@ def save(table, folder, name=None, plot=True, with_std=False):
     try:  # each file whole or not at all (atomic); a refusal is the user's to fix
         for fmt in ("markdown", "latex", "csv", "csv-wide", "json"):
             paths.append(atomic_write_text(folder / f"{name}.{EXTENSIONS[fmt]}",
-                                           render(table, fmt, with_std)))
+                                           render(table, fmt, with_std, label)))
         if plot:
             from sar_prompt.results.plots import plot_deltas, plot_table
 

@@ -2,13 +2,15 @@
 fonts 7 pt at that size) and written as PNG (300 dpi), PDF and SVG.
 
 - `plot_table`: base-to-new as a dot plot, one panel per metric (Base, New, HM) sharing one
-  accuracy axis and the dataset rows (error bars: std over seeds); few-shot as accuracy
-  against shots, every panel on one shared axis; transfer as a dot plot of its datasets.
-- `plot_deltas`: what SAR changed: New and HM of each pair (XSAR - X) per dataset, on one
-  axis centred on zero.
-- `plot_sweep`: HM against a swept value, one line per dataset and the average.
-Axes are never cut silently: panels share their axis, and dot plots (whose reading is
-position, not length) show their range on labelled ticks.
+  accuracy axis and the dataset rows, each XSAR beside its X as a dumbbell (X hollow, XSAR
+  filled, joined); error bars: std over seeds. Few-shot: accuracy against shots, every
+  panel on one shared axis; transfer: a dot plot of its datasets.
+- `plot_deltas`: what SAR changed, the figure to show it with: Base, New and HM of each
+  pair (XSAR - X) per dataset and on average, on one axis centred on zero, error bars the
+  std of the per-seed differences.
+- sweep_plot.py: a sweep's figure.
+Axes are never cut: the limits leave room for every marker and error bar (an axis near 100
+goes past it, its ticks stop at 100), and panels share their axis.
 """
 import math
 from pathlib import Path
@@ -29,6 +31,7 @@ STYLE = {"font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT
          "xtick.major.size": 2, "ytick.major.size": 2, "lines.linewidth": 1.0,
          "lines.markersize": 3.5, "grid.linewidth": 0.4, "pdf.fonttype": 42,
          "svg.fonttype": "none", "font.family": "DejaVu Sans"}
+ERRORBAR = {"elinewidth": 0.6, "capsize": 0}
 
 
 def _pyplot():
@@ -72,25 +75,40 @@ def _panels(table):
     return list(table.datasets) + ([AVERAGE] if table.averages else [])
 
 
-def _span(values, pad, floor=None, ceil=None):
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    if not finite:
-        return (0.0, 100.0)
-    low, high = min(finite) - pad, max(finite) + pad
-    low = math.floor(low / 5) * 5
-    high = math.ceil(high / 5) * 5
-    if floor is not None:
-        low = max(floor, low)
-    if ceil is not None:
-        high = min(ceil, high)
-    return low, high
+def accuracy_limits(points, pad=1.5, grid=5):
+    """Axis limits that hold every (value, error) of `points` with `pad` to spare, on a
+    grid of `grid`; past 100 (or below 0) only as far as the markers need."""
+    low = [v - (e or 0) for v, e in points if v is not None and not math.isnan(v)]
+    high = [v + (e or 0) for v, e in points if v is not None and not math.isnan(v)]
+    if not low:
+        return 0.0, 100.0
+    lo, hi = min(low) - pad, max(high) + pad
+    lo = max(math.floor(lo / grid) * grid, min(lo, 0.0))
+    hi = min(math.ceil(hi / grid) * grid, max(hi, 100.0))
+    return lo, hi
 
 
-def _legend_below(fig, handles, labels):
-    """The legend under the axes, clear of any title."""
-    ncol = min(len(labels), 3)
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
-               frameon=False, handletextpad=0.3, columnspacing=1.0)
+def _accuracy_ticks(ax, axis, limits):
+    """Ticks inside 0..100 only: an axis may run past 100 to show a marker whole."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = [t for t in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(*limits)
+             if max(limits[0], 0) - 1e-9 <= t <= min(limits[1], 100) + 1e-9]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks)
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(*limits)
+
+
+def _legend_below(fig, handles, labels, ncol=3):
+    """The legend under the axes, in as many columns as fit the figure's width."""
+    ncol = min(len(labels), ncol)
+    while True:
+        legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                            ncol=ncol, frameon=False, handletextpad=0.3, columnspacing=1.0)
+        fig.canvas.draw()
+        if ncol == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            return legend
+        legend.remove()
+        ncol -= 1
 
 
 def _dataset_axis(ax, rows, source=""):
@@ -108,42 +126,79 @@ def _average_rule(axes, rows):
             ax.axhline(rows.index(AVERAGE) - 0.5, color="0.6", lw=0.5)
 
 
+def label_of(table, trainer):
+    if trainer in table.labels:
+        return table.labels[trainer]
+    return f"{trainer} (zero-shot)" if trainer in table.zero_shot else trainer
+
+
+def marker_groups(table):
+    """[[(trainer, filled)]]: the rows of markers a dataset gets, each XSAR with its X (X
+    hollow, XSAR filled: a dumbbell), every other trainer alone."""
+    from sar_prompt.results.aggregate import ZERO_SHOT
+
+    partner = {t: b for t, b in table.pairs if b != ZERO_SHOT and b in table.trainers}
+    groups, done = [], set()
+    for t in table.trainers:
+        if t in done:
+            continue
+        sar = next((x for x, b in partner.items() if b == t), None)
+        if sar is not None:
+            groups.append([(t, False), (sar, True)])
+            done |= {t, sar}
+        elif t not in partner:
+            groups.append([(t, True)])
+            done.add(t)
+        else:  # an XSAR listed before its X: drawn with it
+            groups.append([(partner[t], False), (t, True)])
+            done |= {t, partner[t]}
+    return groups
+
+
 def _dot_panels(table, plt, metrics, titles):
-    """Dot plot: one panel per metric, datasets as rows, trainers as markers."""
+    """Dot plot: one panel per metric, datasets as rows, trainers as markers (pairs as
+    dumbbells)."""
     rows, k = _panels(table), table.shots[0]
-    n = len(table.trainers)
+    groups = marker_groups(table)
+    n = len(groups)
     fig, axes = plt.subplots(1, len(metrics), sharey=True, sharex=True, squeeze=False,
                              figsize=(COLUMN_WIDTH, 0.55 + 0.16 * len(rows) * max(1, n / 3)))
     axes = axes[0]
-    values = []
+    points = []
     for ax, metric, title in zip(axes, metrics, titles):
-        source_rows = [table.averages if d == AVERAGE else table.entries for d in rows]
-        for i, trainer in enumerate(table.trainers):
-            stats = [_entry(table, src, trainer, d, k, metric) for d, src in zip(rows, source_rows)]
-            means = [s[0] for s in stats]
-            values += means
+        for i, group in enumerate(groups):
+            color = COLORS[i % len(COLORS)]
             offset = (i - (n - 1) / 2) * min(0.18, 0.7 / max(n, 1))
             ys = [j + offset for j in range(len(rows))]
-            errors = [s[1] if s[1] is not None else math.nan for s in stats]
-            ax.errorbar(means, ys, xerr=None if all(math.isnan(e) for e in errors) else errors,
-                        fmt=MARKERS[i % len(MARKERS)], color=COLORS[i % len(COLORS)],
-                        ecolor=COLORS[i % len(COLORS)], elinewidth=0.6, capsize=0,
-                        markeredgewidth=0, label=trainer)
+            stats = {t: [_entry(table, table.averages if d == AVERAGE else table.entries,
+                                t, d, k, metric) for d in rows] for t, _ in group}
+            if len(group) == 2:  # the dumbbell's bar: X to XSAR
+                (x, _), (sar, _) = group
+                for y, (a, _), (b, _) in zip(ys, stats[x], stats[sar]):
+                    ax.plot([a, b], [y, y], color=color, lw=1.4, alpha=0.55,
+                            solid_capstyle="butt", zorder=2)
+            for (trainer, filled), marker in zip(group, ("o", "o") if len(group) == 2 else
+                                                 (MARKERS[i % len(MARKERS)],)):
+                means = [s[0] for s in stats[trainer]]
+                errors = [s[1] if s[1] is not None else math.nan for s in stats[trainer]]
+                points += list(zip(means, [0 if math.isnan(e) else e for e in errors]))
+                ax.errorbar(means, ys, xerr=None if all(math.isnan(e) for e in errors)
+                            else errors, fmt=marker, color=color, ecolor=color,
+                            markerfacecolor=color if filled else "white",
+                            markeredgewidth=0 if filled else 0.8, zorder=3,
+                            label=label_of(table, trainer), **ERRORBAR)
         ax.set_title(title, pad=2)
         ax.grid(axis="x", alpha=0.5)
         ax.tick_params(axis="y", length=0)
     _dataset_axis(axes[0], rows, table.source)
     _average_rule(axes, rows)
-    axes[0].set_xlim(*_span(values, 2, floor=0, ceil=100))
-    for ax in axes:
-        ax.locator_params(axis="x", nbins=3)
+    _accuracy_ticks(axes[0], "x", accuracy_limits(points))
     fig.supxlabel("accuracy (%)")
     return fig, axes
 
 
 def _base2new(table, plt):
-    fig, axes = _dot_panels(table, plt, ("base", "new", "hm"), ("Base", "New", "HM"))
-    return fig, axes
+    return _dot_panels(table, plt, ("base", "new", "hm"), ("Base", "New", "HM"))
 
 
 def _transfer(table, plt):
@@ -156,18 +211,18 @@ def _fewshot(table, plt):
     nrows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False,
                              figsize=(COLUMN_WIDTH, 0.3 + 1.05 * nrows))
-    values = []
+    points = []
     for ax, dataset in zip(axes.flat, panels):
         src = table.averages if dataset == AVERAGE else table.entries
         for i, trainer in enumerate(table.trainers):
             stats = [_entry(table, src, trainer, dataset, k, "accuracy") for k in table.shots]
             means = [s[0] for s in stats]
-            values += means
             errors = [s[1] if s[1] is not None else math.nan for s in stats]
+            points += list(zip(means, [0 if math.isnan(e) else e for e in errors]))
             ax.errorbar(table.shots, means,
                         yerr=None if all(math.isnan(e) for e in errors) else errors,
                         marker=MARKERS[i % len(MARKERS)], color=COLORS[i % len(COLORS)],
-                        capsize=0, elinewidth=0.6, label=trainer)
+                        label=label_of(table, trainer), **ERRORBAR)
         ax.set_title(_title(dataset), pad=2, fontweight="bold" if dataset == AVERAGE else None)
         ax.grid(alpha=0.5)
     for ax in list(axes.flat)[len(panels):]:
@@ -177,7 +232,7 @@ def _fewshot(table, plt):
     first.set_xticks(table.shots)
     first.set_xticklabels([str(k) for k in table.shots])
     first.minorticks_off()
-    first.set_ylim(*_span(values, 3, floor=0, ceil=100))
+    _accuracy_ticks(first, "y", accuracy_limits(points, pad=2))
     fig.supxlabel("shots per class")
     fig.supylabel("accuracy (%)")
     return fig, axes
@@ -196,15 +251,15 @@ def plot_table(table, path):
         fig, axes = draw(table, plt)
         handles, labels = next(iter(axes.flat if hasattr(axes, "flat") else axes)) \
             .get_legend_handles_labels()
-        labels = [f"{t} (zero-shot)" if t in table.zero_shot else t for t in labels]
         fig.tight_layout(pad=0.3, w_pad=0.9)
-        _legend_below(fig, handles, labels)
+        _legend_below(fig, handles, labels, ncol=2 if table.pairs else 3)
         return _save(fig, plt, path)
 
 
-def plot_deltas(table, path, metrics=("new", "hm")):
-    """What each pair's trainer changed against its baseline (XSAR - X, and methods against
-    zero-shot CLIP when in the table): per dataset and on average, New and HM, in points."""
+def plot_deltas(table, path, metrics=("base", "new", "hm")):
+    """What each pair's trainer changed against its baseline (XSAR - X, else the table's
+    other pairs): per dataset and on average, Base, New and HM, in points, with the std
+    of the per-seed differences as error bars."""
     if not table.pairs:
         return []
     try:
@@ -216,86 +271,40 @@ def plot_deltas(table, path, metrics=("new", "hm")):
 
     pairs = [p for p in table.pairs if p[1] != ZERO_SHOT] or list(table.pairs)
     rows, k = _panels(table), table.shots[0]
-    titles = {"base": "Δ Base", "new": "Δ New", "hm": "Δ HM"}
     n = len(pairs)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(metrics), sharey=True, sharex=True, squeeze=False,
                                  figsize=(COLUMN_WIDTH, 0.55 + 0.16 * len(rows) * max(1, n / 3)))
         axes = axes[0]
-        values = []
+        reach = 0.5
         for ax, metric in zip(axes, metrics):
             ax.axvline(0, color="0.3", lw=0.6)
             for i, (trainer, baseline) in enumerate(pairs):
-                name = delta_name(trainer, baseline)
-                ds = []
-                for d in rows:
-                    e = table.lookup(table.deltas, name, d, k, metric)
-                    ds.append(math.nan if e is None else e.mean)
-                values += ds
+                stats = [table.lookup(table.deltas, delta_name(trainer, baseline), d, k, metric)
+                         for d in rows]
+                means = [math.nan if e is None else e.mean for e in stats]
+                errors = [math.nan if e is None or e.std is None else e.std for e in stats]
+                reach = max([reach] + [abs(m) + (0 if math.isnan(e) else e)
+                                       for m, e in zip(means, errors) if not math.isnan(m)])
                 offset = (i - (n - 1) / 2) * min(0.18, 0.7 / max(n, 1))
-                ax.plot(ds, [j + offset for j in range(len(rows))], MARKERS[i % len(MARKERS)],
-                        color=COLORS[i % len(COLORS)], markeredgewidth=0,
-                        label=f"{trainer} − {baseline}")
-            ax.set_title(titles[metric], pad=2)
+                name = lambda t: table.labels.get(t, t)  # noqa: E731
+                ax.errorbar(means, [j + offset for j in range(len(rows))],
+                            xerr=None if all(math.isnan(e) for e in errors) else errors,
+                            fmt=MARKERS[i % len(MARKERS)], color=COLORS[i % len(COLORS)],
+                            markeredgewidth=0, label=f"{name(trainer)} − {name(baseline)}",
+                            **ERRORBAR)
+            ax.set_title({"base": "Δ Base", "new": "Δ New", "hm": "Δ HM",
+                          "accuracy": "Δ Acc."}[metric], pad=2)
             ax.grid(axis="x", alpha=0.5)
             ax.tick_params(axis="y", length=0)
         _dataset_axis(axes[0], rows)
         _average_rule(axes, rows)
-        finite = [abs(v) for v in values if not math.isnan(v)]
-        reach = max(finite + [0.5]) * 1.15
-        axes[0].set_xlim(-reach, reach)  # symmetric: gains and losses on the same scale
-        for ax in axes:
-            ax.locator_params(axis="x", nbins=4)
+        axes[0].set_xlim(-reach * 1.15, reach * 1.15)  # symmetric: gains and losses alike
+        step = max(s for s in (0.1, 0.2, 0.5, 1, 2, 3, 4, 5, 10, 20, 25, 50) if s <= reach
+                   or s == 0.1)  # three ticks, -step 0 step: room for their labels
+        axes[0].set_xticks([-step, 0, step])
         fig.supxlabel("difference (points)")
         fig.tight_layout(pad=0.3, w_pad=0.9)
         handles, labels = axes[0].get_legend_handles_labels()
-        _legend_below(fig, handles, labels)
-        return _save(fig, plt, path)
-
-
-def plot_sweep(rows, path, metric="hm", xlabel="swept value"):
-    """HM (or `metric`: base, new) against a swept value. `rows`: one dict per sweep point,
-    {"label": str, "value": number, "datasets": {dataset: (base, new, hm)}}; an "average"
-    dataset is drawn bold, else the average is computed over the datasets every point has
-    (HM from the averaged base and new). The paths written (.png, .pdf, .svg)."""
-    import statistics
-
-    from sar_prompt.errors import ConfigError
-    from sar_prompt.results.aggregate import harmonic_mean
-    from sar_prompt.results.records import dataset_order
-
-    if not rows:
-        raise ConfigError("plot_sweep: no sweep points to plot.")
-    index = {"base": 0, "new": 1, "hm": 2}[metric]
-    points = sorted(rows, key=lambda r: float(r["value"]))
-    xs = [float(r["value"]) for r in points]
-    common = set.intersection(*(set(r["datasets"]) for r in points)) - {AVERAGE}
-    names = sorted(common, key=dataset_order)
-
-    def average(r):
-        if AVERAGE in r["datasets"]:
-            return r["datasets"][AVERAGE][index]
-        base = statistics.fmean(r["datasets"][d][0] for d in names)
-        new = statistics.fmean(r["datasets"][d][1] for d in names)
-        return (base, new, harmonic_mean(base, new))[index]
-
-    plt = _pyplot()
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.2))
-        for i, d in enumerate(names):
-            ax.plot(xs, [r["datasets"][d][index] for r in points], marker=MARKERS[i % 8],
-                    color=COLORS[i % len(COLORS)], lw=0.7, ms=2.5, alpha=0.8, label=_title(d))
-        if names or any(AVERAGE in r["datasets"] for r in points):
-            ax.plot(xs, [average(r) for r in points], color="black", lw=1.8, marker="o", ms=3.5,
-                    label="Average")
-        ax.set_xticks(xs)
-        labels = [str(r.get("label", r["value"])) for r in points]
-        ax.set_xticklabels(labels, rotation=30 if max(map(len, labels)) > 5 else 0,
-                           ha="right" if max(map(len, labels)) > 5 else "center")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel({"base": "Base", "new": "New", "hm": "HM"}[metric] + " accuracy (%)")
-        ax.grid(alpha=0.5)
-        fig.tight_layout(pad=0.3)
-        handles, legend_labels = ax.get_legend_handles_labels()
-        _legend_below(fig, handles, legend_labels)
+        _legend_below(fig, handles, labels, ncol=2)
         return _save(fig, plt, path)

@@ -4,7 +4,8 @@ readable source gives are empty), beside a table's reproduced numbers.
 
 A reproduced baseline more than `tolerance` points from its published number is flagged:
 the quickest check that data, weights and config are right. A published average covers the
-11 datasets of the benchmark, so it is compared only with an average over the same 11.
+11 datasets of the benchmark, so it is shown beside, and compared with, only an average over
+the same 11 (never a subset's average).
 """
 import csv
 from dataclasses import dataclass
@@ -76,12 +77,21 @@ def for_trainer(rows, trainer):
     return [r for r in rows if r.trainer == trainer]
 
 
+def averages_benchmark(table, trainer):
+    """Whether `trainer`'s average row in `table` is over exactly the 11 benchmark datasets
+    (what a published average covers)."""
+    mine = [e for e in table.averages if e.trainer == trainer and e.metric != "hm"]
+    return bool(mine) and all(set(e.values) == {d.key for d in BENCHMARK} for e in mine)
+
+
 def entries(table, rows):
     """Entries (trainer = the reproducing trainer) of the published numbers of the table's
-    trainers, for the table's datasets and its average row."""
+    trainers, for the table's datasets, and for its average row only where the trainer's
+    average is over the same 11 datasets as the published one (never beside a subset's)."""
     out = []
-    wanted = set(table.datasets) | {AVERAGE}
     for trainer in table.trainers:
+        wanted = set(table.datasets) | ({AVERAGE} if averages_benchmark(table, trainer)
+                                        else set())
         for r in for_trainer(rows, trainer):
             if r.dataset not in wanted:
                 continue
@@ -93,16 +103,19 @@ def entries(table, rows):
     return out
 
 
-def covers_benchmark(table):
-    return {d.key for d in BENCHMARK} <= set(table.datasets)
+def withheld_averages(table, rows):
+    """The trainers of `table` with a published average that is not shown beside theirs
+    (their average row is not over the 11 benchmark datasets)."""
+    return [t for t in table.trainers if not averages_benchmark(table, t) and any(
+        r.dataset == AVERAGE and r.base is not None for r in for_trainer(rows, t))]
 
 
-def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE):
+def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE, withheld=()):
     """[(trainer, dataset, metric, reproduced, published)] more than `tolerance` apart, and
-    notes on what could not be compared."""
+    notes on what could not be compared (`withheld`: withheld_averages)."""
     found, notes, compared = [], [], 0
     for p in published_entries:
-        if p.dataset == AVERAGE and not covers_benchmark(table):
+        if p.dataset == AVERAGE and not averages_benchmark(table, p.trainer):
             continue
         rows = table.averages if p.dataset == AVERAGE else table.entries
         mine = table.lookup(rows, p.trainer, p.dataset, p.shots, p.metric)
@@ -111,9 +124,11 @@ def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE):
         compared += 1
         if abs(mine.mean - p.mean) > tolerance:
             found.append((p.trainer, p.dataset, p.metric, mine.mean, p.mean))
-    if any(p.dataset == AVERAGE for p in published_entries) and not covers_benchmark(table):
-        notes.append("the published averages cover the 11 benchmark datasets; this table has "
-                     f"{len(table.datasets)}, so its average row is not compared with them.")
+    if withheld:
+        notes.append(f"the published averages ({', '.join(withheld)}) cover the 11 benchmark "
+                     "datasets; this table's average row is over others (its datasets: "
+                     f"{len(table.datasets)}), so it is neither shown beside them nor "
+                     "compared with them.")
     return found, notes, compared
 
 

@@ -31,7 +31,16 @@ def build_parser():
     p.add_argument("--trainer", help="one trainer (default: the only one found)")
     p.add_argument("--compare", nargs="+", metavar="TRAINER",
                    help="trainers side by side (rows); each XSAR gets a delta row against its "
-                        "X, and every method one against ZeroshotCLIP when it is there")
+                        "X [every trainer on disk]")
+    p.add_argument("--zero-shot-deltas", action="store_true",
+                   help="also a delta row of each method against ZeroshotCLIP")
+    p.add_argument("--label", action="append", default=[], metavar="TRAINER=TEXT",
+                   help="the name a trainer's rows show, e.g. --label CoOpSAR='CoOp + SAR' "
+                        "(repeat for several)")
+    p.add_argument("--point", metavar="OVERRIDES",
+                   help="read the trainers that have it at this sweep point (the part of "
+                        "their config folder after __, e.g. SAR.WEIGHT=5), the others at "
+                        "their default: X against XSAR at a chosen value")
     p.add_argument("--protocol", choices=PROTOCOLS,
                    help="default: from the folder's name (transfer folders: xd, else dg)")
     p.add_argument("--per-seed", "--dataset", dest="dataset", metavar="DATASET",
@@ -58,12 +67,15 @@ def build_parser():
     p.add_argument("--tolerance", type=float, default=2.0,
                    help="points a reproduced baseline may differ from its published number [2]")
     p.add_argument("--format", choices=FORMATS, default="text", help="what to print [text]")
+    p.add_argument("--latex-label", metavar="KEY", help="the LaTeX table's \\label "
+                                                        "[tab:<protocol>]")
     p.add_argument("--save", metavar="DIR", help="also write DIR/<name>.md, .tex, .csv, "
                                                  ".wide.csv, .json and the figures")
     p.add_argument("--no-plot", action="store_true", help="with --save: no figures")
     p.add_argument("--sweep", action="store_true",
-                   help="one row per config folder (sweep point) of --trainer; automatic when "
-                        "a dataset has several (see sar_prompt/results/sweep_table.py)")
+                   help="one row per config folder (sweep point) of --trainer, in any "
+                        "--format; automatic when a dataset has several (see "
+                        "sar_prompt/results/sweep_table.py)")
     return p
 
 
@@ -177,22 +189,47 @@ def table_from_args(args):
     if not trainers:
         raise ConfigError(f"no runs under {root}: it holds no "
                           "<phase>/<dataset>/shots_<K>/<trainer>/<config>/seed<N> folder.")
-    if len(trainers) > 1 and not args.compare:
-        raise ConfigError(f"{root} holds runs of {', '.join(trainers)}: choose one with "
-                          f"--trainer, or compare them with --compare {' '.join(trainers)}.")
     from sar_prompt.results import sweep_table as sweep
 
-    if len(trainers) == 1 and not args.config and (args.sweep or sweep.several_configs(
-            root, protocol, trainers[0], args.shots, args.source)):
+    if args.sweep and len(trainers) > 1 and not args.trainer:
+        raise ConfigError(f"--sweep tabulates one trainer's points; {root} holds "
+                          f"{', '.join(trainers)}: choose one with --trainer.")
+    if len(trainers) == 1 and not args.config and not args.point and (
+            args.sweep or sweep.several_configs(root, protocol, trainers[0], args.shots,
+                                                args.source)):
         return sweep.results_main(args, root, protocol, trainers[0])
-    return build_table(root, protocol, trainers, args.datasets, args.seeds, args.shots,
-                       args.config, args.allow_partial, args.group_by_fingerprint, args.source)
+    configs = sweep.point_configs(root, protocol, args.point, args.source) if args.point \
+        else None
+    table = build_table(root, protocol, trainers, args.datasets, args.seeds, args.shots,
+                        args.config, args.allow_partial, args.group_by_fingerprint,
+                        args.source, configs=configs, zero_shot_deltas=args.zero_shot_deltas)
+    table.labels = labels(args.label, trainers)
+    return table
+
+
+def labels(pairs, trainers):
+    """{trainer: text} of --label TRAINER=TEXT."""
+    out = {}
+    for pair in pairs:
+        trainer, sep, text = pair.partition("=")
+        if not sep or not text.strip():
+            raise ConfigError(f"--label {pair!r}: write TRAINER=TEXT, e.g. --label "
+                              "CoOpSAR='CoOp + SAR'.")
+        if trainer not in trainers:
+            raise ConfigError(f"--label {pair!r}: {trainer} is not in the table "
+                              f"({', '.join(trainers)}).")
+        out[trainer] = text.strip()
+    return out
 
 
 def main(argv=None):
     args = parse_args(argv)
     flagged = None
     try:
+        if args.latex_label:
+            from sar_prompt.results.latex import check_label
+
+            check_label(args.latex_label)
         if args.dataset:
             if not (args.trainer and args.config):
                 raise ConfigError("--per-seed shows one dataset seed by seed; give --trainer and "
@@ -209,8 +246,10 @@ def main(argv=None):
             if table.protocol != "base2new":
                 raise ConfigError("--published: the shipped numbers are base-to-new ones; "
                                   f"this table is {table.protocol}.")
-            table.published = published.entries(table, published.load(args.published_file))
-            flagged = published.flags(table, table.published, args.tolerance)
+            rows = published.load(args.published_file)
+            table.published = published.entries(table, rows)
+            flagged = published.flags(table, table.published, args.tolerance,
+                                      published.withheld_averages(table, rows))
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -219,12 +258,13 @@ def main(argv=None):
         print("Refusing to average incomplete seed sets: run or repair the runs above, or "
               "pass --allow-partial.", file=sys.stderr)
         return 1
-    text = render(table, args.format, args.std)
+    text = render(table, args.format, args.std, args.latex_label)
     print(text, end="" if text.endswith("\n") else "\n")
-    if flagged is not None:
+    if flagged is not None:  # beside a table to paste or parse, on stderr
         from sar_prompt.results.published import flags_text
 
-        print("\n" + flags_text(*flagged, args.tolerance))
+        print("\n" + flags_text(*flagged, args.tolerance),
+              file=sys.stdout if args.format == "text" else sys.stderr)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for note in table.notes:
@@ -233,7 +273,8 @@ def main(argv=None):
         print(problems_text(table), file=sys.stderr)
     if args.save:
         try:
-            written = save(table, args.save, plot=not args.no_plot, with_std=args.std)
+            written = save(table, args.save, plot=not args.no_plot, with_std=args.std,
+                           label=args.latex_label)
         except SarPromptError as exc:  # a folder that cannot be written: nothing partial left
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -10,13 +10,17 @@ recorded in the fingerprint but do not block: they are reported when results are
 
 Overrides also name the folder (`config_folder`): `<config>` without any, else
 `<config>__<tag>`, the tag being the overrides sorted by key (`TRAINER.` dropped, numbers in
-one canonical form), e.g. `vit_b16_ctxv1__SAR.WEIGHT=5`.
+one canonical form), e.g. `vit_b16_ctxv1__SAR.WEIGHT=5`. An override that sets a key to the
+value the config files (or sar_prompt's own defaults) already give it changes nothing, so it
+names nothing: `TRAINER.SAR.WEIGHT 1` is the run without it, in the same folder
+(`file_defaults`).
 """
 import ast
 import hashlib
 import json
 import re
 import threading
+from pathlib import Path
 
 # Config entries that say where files are or how a run is kept, not what it computes. The
 # novel-class list counts by its content (NOVEL_KEY), wherever it is.
@@ -171,25 +175,66 @@ def canonical(value):
     return str(value)
 
 
-def named_overrides(opts):
+def named_overrides(opts, defaults=None):
     """[(key, canonical value)] of trailing KEY VALUE pairs that name a folder: sorted by key,
-    the last value of a repeated key, location keys (MODEL.BACKBONE.PATH, ...) left out."""
+    the last value of a repeated key, location keys (MODEL.BACKBONE.PATH, ...) left out, and
+    so are keys set to their value in `defaults` ({key: value}, see file_defaults)."""
     pairs = {}
     for key, value in zip(opts[0::2], opts[1::2]):
         if key not in UNNAMED_KEYS:
             pairs[key] = canonical(value)
-    return sorted(pairs.items())
+    defaults = defaults or {}
+    return sorted((k, v) for k, v in pairs.items()
+                  if not (k in defaults and canonical(defaults[k]) == v))
+
+
+def _yaml_entries(path):
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return flatten(yaml.safe_load(f) or {})
+
+
+_defaults_cache = {}
+
+
+def file_defaults(files):
+    """{key: value} a config gets before any override: sar_prompt's own defaults
+    (config/keys.py), then each config file's entries in turn (train.py merges the dataset's
+    file, then the trainer's). Dassl's own defaults are not read (it may not be installed),
+    so an override of a key only Dassl sets always names its folder. {} when a file cannot
+    be read (the run itself then says why)."""
+    from yacs.config import CfgNode
+
+    from sar_prompt.config.keys import extend_cfg
+
+    try:
+        stamp = tuple((str(f), Path(f).stat().st_mtime_ns) for f in files)
+        if stamp not in _defaults_cache:
+            cfg = CfgNode({"TRAINER": {}, "DATASET": {}, "MODEL": {"BACKBONE": {}}})
+            flat = flatten(config_dict(extend_cfg(cfg)))
+            for path in files:
+                flat.update(_yaml_entries(path))
+            _defaults_cache[stamp] = flat
+        return _defaults_cache[stamp]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+    except Exception as exc:  # a yaml syntax error
+        if type(exc).__module__.startswith("yaml"):
+            return {}
+        raise
 
 
 def _short_hash(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
-def override_tag(opts):
+def override_tag(opts, defaults=None):
     """The readable tag of `opts` ("" without any), e.g. "SAR.WEIGHT=5,OPTIM.MAX_EPOCH=2".
     Characters outside [A-Za-z0-9._=+,-] become "_"; then, or when longer than MAX_TAG, a
-    hash of the exact overrides is appended ("-h1a2b3c4d"), so two names never collide."""
-    pairs = named_overrides(opts)
+    hash of the exact overrides is appended ("-h1a2b3c4d"), so two names never collide.
+    `defaults`: as named_overrides."""
+    pairs = named_overrides(opts, defaults)
     if not pairs:
         return ""
     text = ",".join(f"{k[len('TRAINER.'):] if k.startswith('TRAINER.') else k}={v}"
@@ -209,14 +254,16 @@ def check_tag(tag):
     return tag
 
 
-def config_folder(config, opts=(), tag="", point=()):
+def config_folder(config, opts=(), tag="", point=(), defaults=None):
     """The config folder of a run: `<config>` without overrides, else `<config>__<tag>`:
     the overrides' tag, or an explicit `tag` in its place (then a sweep's `point`, overrides
-    also in `opts`, is still named after it: `<config>__<tag>,SAR.WEIGHT=5`)."""
+    also in `opts`, is still named after it: `<config>__<tag>,SAR.WEIGHT=5`). Overrides to
+    a value `defaults` already gives name nothing (named_overrides)."""
     if tag:
-        suffix = ",".join(p for p in (check_tag(tag), override_tag(list(point))) if p)
+        suffix = ",".join(p for p in (check_tag(tag), override_tag(list(point), defaults))
+                          if p)
     else:
-        suffix = override_tag(list(opts))
+        suffix = override_tag(list(opts), defaults)
     return f"{config}{SEPARATOR}{suffix}" if suffix else str(config)
 
 

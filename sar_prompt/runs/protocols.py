@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sar_prompt.catalog import BENCHMARK, DOMAIN_SHIFT, by_key
-from sar_prompt.runs.identity import config_folder
+from sar_prompt.runs.identity import config_folder, file_defaults
 from sar_prompt.errors import ConfigError
 
 PROTOCOLS = ("base2new", "fewshot", "xd", "dg")
@@ -329,12 +329,20 @@ class Benchmark:
         return find_config(self.trainer, name, self.config_root)
 
     def folder_for(self, dataset, shots):
-        """The config folder of `dataset`'s runs: the config's name and the overrides."""
-        return config_folder(self.config_for(dataset, shots)[0], self.opts, self.tag, self.point)
+        """The config folder of `dataset`'s runs: the config's name and the overrides (those
+        that change something: identity.config_folder)."""
+        return self._folder(dataset, self.config_for(dataset, shots))
+
+    def _folder(self, dataset, config):
+        name, file = config
+        if self.protocol in ("xd", "dg"):  # the targets' evaluations: the source's folder
+            dataset = self.source
+        defaults = file_defaults((dataset_config(dataset, self.config_root), file))
+        return config_folder(name, self.opts, self.tag, self.point, defaults)
 
     def _run(self, phase, dataset, shots, seed, config, **kw):
         name, file = config
-        name = config_folder(name, self.opts, self.tag, self.point)
+        name = self._folder(dataset, config)
         opts = tuple(self.extra_opts.get(dataset, ())) + tuple(self.opts)
         return Run(protocol=self.protocol, phase=phase, dataset=dataset, trainer=self.trainer,
                    config=name, config_file=str(file), shots=shots, seed=seed,

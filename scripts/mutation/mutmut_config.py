@@ -28,7 +28,8 @@ MODELING_TESTS = ["tests/test_text_encoder.py", "tests/test_text_pass.py",
                   "tests/test_prompt_learner.py", "tests/test_deep_prompts.py",
                   "tests/test_encoders.py", "tests/test_guards.py", "tests/test_step.py"]
 TESTS = {
-    "sar_prompt/sar.py": ["tests/test_sar.py", "tests/test_guards.py"],
+    "sar_prompt/sar.py": ["tests/test_sar.py", "tests/test_guards.py",
+                          "tests/test_mutation_guards.py", "-k", "not seed_0"],
     "trainers/sar_variants.py": SAR_TRAINER_TESTS,
     "trainers/base.py": SAR_TRAINER_TESTS,
     "trainers/coop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
@@ -37,8 +38,10 @@ TESTS = {
     "trainers/zsclip.py": ["tests/test_methods.py"],
     "trainers/maple.py": DEEP_TESTS,
     "trainers/promptsrc.py": DEEP_TESTS,
-    "sar_prompt/results.py": ["tests/test_results.py", "tests/test_guards.py", "-k",
-                              "results or mean_row"],
+    "sar_prompt/results.py": ["tests/test_results.py", "tests/test_paper_tables.py",
+                              "tests/test_sweep_table.py", "tests/test_figures.py",
+                              "tests/test_sweep_figure.py", "tests/test_guards.py", "-k",
+                              "not test_guards or results or mean_row"],
 }
 
 # file -> None (all of it) or the functions ("Class.method" or "function") to mutate

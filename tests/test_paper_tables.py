@@ -1,0 +1,248 @@
+"""The tables a paper prints, on synthetic run folders: every XSAR - X pair kept, the
+LaTeX compiled with pdflatex (where it is installed) into one page-width table, the
+--allow-partial rule, published averages never beside a subset's, relabelling and bold
+best values."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from sar_prompt.catalog import BENCHMARK
+from sar_prompt.results import build_table, main, to_latex, to_markdown
+from test_results import write, write_grid
+from test_runner_identity import CONFIG, stub_bench  # noqa: F401  (a fixture)
+
+def _tex():
+    """pdflatex, when it and the packages the tests use are installed."""
+    pdflatex, kpsewhich = shutil.which("pdflatex"), shutil.which("kpsewhich")
+    if not (pdflatex and kpsewhich):
+        return None
+    found = subprocess.run([kpsewhich, "booktabs.sty", "graphicx.sty", "geometry.sty"],
+                           capture_output=True, text=True).stdout.split()
+    return pdflatex if len(found) == 3 else None
+
+
+PDFLATEX = _tex()
+NO_TEX = ("pdflatex (with booktabs, graphicx, geometry) is not installed: the LaTeX is "
+          "checked only for its text here (.ci/run installs texlive-latex-base and "
+          "texlive-latex-recommended when it can; apt-get install them to compile it)")
+
+
+def needs_tex():
+    if PDFLATEX is None:
+        pytest.skip(NO_TEX)
+# a two-column paper's page (CVPR's: 6.875 x 8.875 in of text)
+PREAMBLE = ("\\documentclass[twocolumn,10pt]{article}\n"
+            "\\usepackage[letterpaper,textwidth=6.875in,textheight=8.875in]{geometry}\n"
+            "\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n")
+ELEVEN = [d.key for d in BENCHMARK]
+FIVE = {"CoOp": (82.0, 63.0), "CoOpSAR": (81.5, 66.0), "KgCoOp": (80.5, 73.0),
+        "KgCoOpSAR": (80.0, 74.5), "CoCoOp": (80.0, 71.0)}
+
+
+def write_eleven(root, trainers):
+    """Each trainer's base / new on the 11 benchmark datasets, + the seed, +- a little per
+    dataset."""
+    for i, dataset in enumerate(ELEVEN):
+        for trainer, (b, n) in trainers.items():
+            for seed in (1, 2, 3):
+                write(root, "train_base", seed, b + seed + i % 3, dataset, trainer)
+                write(root, "test_new", seed, n + seed - i % 4, dataset, trainer)
+
+
+def write_zero_shot(root, datasets, base=69.0, new=74.0):
+    for i, dataset in enumerate(datasets):
+        for sub, acc in (("train_base", base + i), ("test_new", new + i)):
+            write(root, sub, 1, acc, dataset, "ZeroshotCLIP", config="vit_b16")
+
+
+def compile_latex(folder, tex, name="paper"):
+    """pdflatex a two-column paper holding `tex`; (log, natural width and height of its
+    tabular, the width it is printed at, text width, text height) in pt."""
+    tabular = tex[tex.index("\\begin{tabular}"):tex.index("\\end{tabular}") + 13]
+    printed = tex[tex.index("\\resizebox"):tex.index("\\end{tabular}") + 14]
+    measure = ("{\\footnotesize\\setlength{\\tabcolsep}{3.5pt}\\setbox0\\hbox{" + tabular
+               + "}\\setbox2\\hbox{" + printed + "}\\typeout{SIZE \\the\\wd0\\space"
+               "\\the\\dimexpr\\ht0+\\dp0\\relax\\space\\the\\wd2\\space\\the\\textwidth"
+               "\\space\\the\\textheight}}\n")
+    (folder / f"{name}.tex").write_text(PREAMBLE + measure + tex + "Text.\n\\end{document}\n")
+    done = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error",
+                           f"{name}.tex"], cwd=folder, capture_output=True, text=True,
+                          timeout=180)
+    log = (folder / f"{name}.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-3000:]
+    sizes = re.search(r"SIZE " + r"\s*".join([r"([\d.]+)pt"] * 5), log)
+    return (log, *[float(x) for x in sizes.groups()])
+
+
+def latex_of(capsys, *args):
+    assert main([*args, "--format", "latex"]) == 0
+    return capsys.readouterr().out
+
+
+# -- the pairs a SAR paper exists for ---------------------------------------------------------
+def test_every_sar_pair_stays_when_zero_shot_clip_is_compared_too(tmp_path, capsys):
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0),
+                          "KgCoOp": (79.0, 70.0), "KgCoOpSAR": (78.0, 73.0)})
+    write_zero_shot(tmp_path, ("dtd", "eurosat"))
+    trainers = ["ZeroshotCLIP", "CoOp", "CoOpSAR", "KgCoOp", "KgCoOpSAR"]
+    sar_pairs = [("CoOpSAR", "CoOp"), ("KgCoOpSAR", "KgCoOp")]
+    for zero_shot in (False, True):
+        table = build_table(tmp_path, "base2new", trainers, zero_shot_deltas=zero_shot)
+        assert table.pairs[:2] == sar_pairs
+        zs_pairs = [(t, "ZeroshotCLIP") for t in trainers[1:]]
+        assert table.pairs[2:] == (zs_pairs if zero_shot else [])
+        md = to_markdown(table)
+        for t, b in sar_pairs:
+            row = next(line for line in md.splitlines() if line.startswith(f"| *Δ {t} − {b}* |"))
+            assert row.split("|")[2].strip() not in ("", "-")  # a number: ΔBase included
+        assert ("Δ CoOp − ZeroshotCLIP" in md) == zero_shot  # only when asked for
+    # the command line: the same rows, ZeroshotCLIP's deltas with --zero-shot-deltas
+    for flags, expected in (([], 2), (["--zero-shot-deltas"], 6)):
+        assert main([str(tmp_path), "--compare", *trainers, "--format", "markdown",
+                     *flags]) == 0
+        md = capsys.readouterr().out
+        assert md.count("| *Δ ") == expected and "| *Δ CoOpSAR − CoOp* |" in md
+
+
+def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):
+    write_grid(tmp_path / "base2new", {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
+    assert main([str(tmp_path / "base2new")]) == 0  # no --trainer, no --compare
+    out = capsys.readouterr().out
+    assert [line.split("  ")[0] for line in out.splitlines()
+            if line.startswith(("CoOp", "Δ"))][:3] == ["CoOp", "CoOpSAR", "Δ CoOpSAR − CoOp"]
+
+
+# -- the numbers of a cell ---------------------------------------------------------------------
+def test_allow_partial_takes_base_new_and_hm_over_the_same_seeds(tmp_path, capsys):
+    """Seed 3 has a base result and no new one: the cell is over seeds 1 and 2 for Base,
+    New and HM alike, and says so (2/3); its Base is 81.00, not the 82.00 of seeds 1-3."""
+    for seed, base in ((1, 80.0), (2, 82.0), (3, 84.0)):
+        write(tmp_path, "train_base", seed, base, "dtd", "CoOp")
+    for seed, new in ((1, 60.0), (2, 62.0)):
+        write(tmp_path, "test_new", seed, new, "dtd", "CoOp")
+    table = build_table(tmp_path, "base2new", ["CoOp"], config="cfg", allow_partial=True)
+    cell = {e.metric: e for e in table.entries}
+    assert cell["base"].mean == 81.0 and cell["new"].mean == 61.0
+    assert set(cell["base"].values) == set(cell["new"].values) == set(cell["hm"].values) \
+        == {1, 2}
+    assert cell["hm"].mean == pytest.approx(2 * 81 * 61 / 142)
+    assert main([str(tmp_path), "--trainer", "CoOp", "--config", "cfg", "--allow-partial",
+                 "--format", "markdown", "--std"]) == 0
+    out = capsys.readouterr().out
+    assert "| CoOp | 81.00 ± 1.00 (2/3) | 61.00 ± 1.00 (2/3) |" in out
+    assert "Base, New and HM all over the seeds with both" in out
+
+
+# -- published numbers --------------------------------------------------------------------------
+def test_published_averages_are_never_put_beside_a_subsets_average(tmp_path, capsys):
+    grid = {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}
+    write_grid(tmp_path / "some", grid, datasets=("dtd", "eurosat"))
+    args = ["--compare", "CoOp", "CoOpSAR", "--published", "--format", "markdown"]
+    assert main([str(tmp_path / "some"), *args]) == 0
+    out, err = capsys.readouterr()
+    assert "(published)" not in out and "82.69" not in out  # CoOp's 11-dataset average
+    assert "neither shown beside them nor compared with them" in err
+    write_eleven(tmp_path / "all", grid)
+    assert main([str(tmp_path / "all"), *args]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| *CoOp (published)*"))
+    assert row.split("|")[-4:-1] == [" 82.69 ", " 63.22 ", " 71.66 "]  # the average only
+    assert row.count(" - ") == 3 * 11
+    # a trainer whose average misses one of the 11 (--allow-partial) gets none either
+    shutil.rmtree(tmp_path / "all" / "test_new" / "ucf101" / "shots_16" / "CoOp")
+    assert main([str(tmp_path / "all"), *args, "--allow-partial"]) == 0
+    assert "CoOp (published)" not in capsys.readouterr().out
+
+
+# -- what a paper's table shows -----------------------------------------------------------------
+def test_labels_bold_best_values_and_the_latex_label(tmp_path, capsys):
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
+    out = latex_of(capsys, str(tmp_path), "--label", "CoOpSAR=CoOp + SAR", "--latex-label",
+                   "tab:main")
+    assert "\nCoOp + SAR & " in out and "$\\Delta$ CoOp + SAR $-$ CoOp" in out
+    assert "\\label{tab:main}" in out
+    dtd = [line for line in out.splitlines() if line.startswith(("CoOp &", "CoOp + SAR &"))]
+    # DTD: CoOp's base (82) is the best, CoOp + SAR's new and HM
+    assert dtd[0].split(" & ")[1] == "\\textbf{82.00}" and "textbf" not in dtd[0].split(" & ")[2]
+    assert dtd[1].split(" & ")[2] == "\\textbf{68.00}"
+    assert main([str(tmp_path), "--format", "markdown"]) == 0
+    assert "| CoOp | **82.00** | 62.00 |" in capsys.readouterr().out
+    for bad, message in ((["--label", "KgCoOp=Kg"], "KgCoOp is not in the table"),
+                         (["--label", "CoOpSAR"], "write TRAINER=TEXT"),
+                         (["--latex-label", "tab:{x}"], "LaTeX label")):
+        assert main([str(tmp_path), *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path, capsys):
+    """Dataset names, a label and a config tag with _ & % # $ { }, --std and --published
+    (whose caption names sar_prompt/published/base2new.csv)."""
+    runs = tmp_path / "runs"
+    names = ("my_set&co", "50%#1", "{$x$}")
+    write_grid(runs, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=names)
+    for d in runs.glob("*/*/shots_16/*/cfg"):
+        d.rename(d.with_name("vit_b16_ctxv1__my_tag"))
+    published = tmp_path / "published.csv"
+    published.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                         "CoOp,CoOp,my_set&co,82.5,61.0,70.1,https://example.org/a_b%#,\n")
+    tex = latex_of(capsys, str(runs), "--std", "--published", "--published-file",
+                   str(published), "--label", "CoOpSAR=CoOp & SAR_{1}", "--config",
+                   "vit_b16_ctxv1__my_tag")
+    assert "my\\_set\\&co" in tex and "50\\%\\#1" in tex and "\\{\\$x\\$\\}" in tex
+    assert "sar\\_prompt/published/base2new.csv" in tex and "(published)" in tex
+    needs_tex()
+    log = compile_latex(tmp_path, tex)[0]
+    assert "Overfull" not in log and "Missing $" not in log
+
+
+def test_five_methods_and_zero_shot_on_eleven_datasets_fit_one_page_width_table(tmp_path,
+                                                                                 capsys):
+    """The paper's main table: --std and --published, every XSAR - X pair with ΔBase, bold
+    best values, one table* no wider than the text (scaled down by at most 15%) and no
+    taller than the page."""
+    write_eleven(tmp_path, FIVE)
+    write_zero_shot(tmp_path, ELEVEN)
+    tex = latex_of(capsys, str(tmp_path), "--compare", "ZeroshotCLIP", *FIVE, "--std",
+                   "--published")
+    assert tex.count("\\begin{table*}") == tex.count("\\begin{tabular}") == 1
+    blocks = tex.count("\\midrule[\\heavyrulewidth]") + 1
+    for pair in ("CoOpSAR $-$ CoOp", "KgCoOpSAR $-$ KgCoOp"):
+        rows = [line for line in tex.splitlines() if f"$\\Delta$ {pair}" in line]
+        assert len(rows) == blocks  # in every block
+        assert all("& --" not in row and "&  &" not in row for row in rows)  # ΔBase too
+    assert tex.count("{CoOp (published)}") == 1 and "69.34" in tex  # the average's block
+    assert "\\textbf{" in tex and "\\label{tab:base2new}" in tex
+    needs_tex()
+    log, width, height, printed, text_width, text_height = compile_latex(tmp_path, tex)
+    assert "Overfull" not in log and "Float too large" not in log
+    assert width <= 1.15 * text_width and height <= text_height
+    assert printed == pytest.approx(min(width, text_width), abs=0.1)
+
+
+def test_a_small_table_keeps_its_size(tmp_path, capsys):
+    needs_tex()
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=("dtd",))
+    tex = to_latex(build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"]), with_std=True)
+    log, width, _, printed, text_width, _ = compile_latex(tmp_path, tex)
+    assert width < 0.75 * text_width and printed == width  # not scaled up to the width
+    assert "Overfull" not in log
+
+
+def test_run_with_several_trainers_prints_one_table_with_their_pairs(tmp_path, stub_bench,
+                                                                     capsys, monkeypatch):
+    from sar_prompt import cli
+    from sar_prompt.orchestration import bench
+
+    monkeypatch.setattr(bench, "main", lambda argv, main=bench.main: main(
+        [*argv, "--config", str(CONFIG), "--data", str(tmp_path / "data")]))
+    (tmp_path / "data").mkdir()
+    assert cli.main(["run", "base2new", "--trainers", "CoOp", "KgCoOp", "KgCoOpSAR",
+                     "--datasets", "eurosat", "--seeds", "1", "--output",
+                     str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("### base-to-new") == 1  # one table, not one per trainer
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1:5] == ["CoOp", "KgCoOp", "KgCoOpSAR", "*Δ KgCoOpSAR − KgCoOp*"]
+    assert "has no KgCoOp beside it" not in err
