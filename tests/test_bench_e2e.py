@@ -30,7 +30,7 @@ def benchmark(tmp_path_factory, tiny_clip_path):
     config = tmp / "tiny.yaml"
     config.write_text(TINY_CONFIG.replace("MAX_EPOCH: 2", "MAX_EPOCH: 1"))
     env = dict(os.environ, PYTHON=sys.executable, DATA=str(data), OUTPUT=str(out),
-               DATASETS=" ".join(DATASETS), SEEDS="1", SHOTS="2", CFG=str(config), GPUS="0,1",
+               DATASETS=" ".join(DATASETS), SEEDS="1", SHOTS="2", CFG=str(config), JOBS="2",
                PROGRESS="1")
     procs = {}
     for trainer in ("CoOp", "CoOpSAR"):
@@ -57,7 +57,7 @@ def test_quiet_runs_with_one_line_per_start_and_end(benchmark):
         ends = [line for line in lines if ": acc " in line]
         assert len(starts) == len(ends) == 4
         assert "** Config **" not in proc.stdout and "epoch [" not in proc.stdout
-        assert {"[GPU 0]", "[GPU 1]"} & {line.split("] ")[1] + "]" for line in starts}
+        assert {"[job slot 1]", "[job slot 2]"} & {line.split("] ")[1] + "]" for line in starts}
         assert "4 runs: 4 done" in proc.stdout
         assert "epoch 1/1 loss" in proc.stderr  # the progress bar (PROGRESS=1 forces it)
         for dataset in DATASETS:

@@ -140,3 +140,14 @@ def test_gpu_ids_beyond_the_visible_ones_are_refused(monkeypatch):
     check_gpus_exist(["4", "6"])
     with pytest.raises(ConfigError, match=r"GPU 0 .*CUDA_VISIBLE_DEVICES=4,6"):
         check_gpus_exist(["0"])
+
+
+def test_jobs_run_side_by_side_on_the_cpu_instead(tmp_path):
+    """Parallel jobs without GPUs are asked for as such (--jobs), never through --gpus."""
+    proc = bench("--jobs", "2", "--dry-run", "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 jobs at a time on the CPU" in proc.stdout
+    proc = bench("--jobs", "2", "--gpus", "0", "--dry-run")
+    assert proc.returncode == 2 and "give one of them" in proc.stderr, proc.stderr
+    proc = bench("--jobs", "0", "--dry-run")
+    assert proc.returncode == 2 and "--jobs (JOBS): 0 is below 1" in proc.stderr, proc.stderr

@@ -60,6 +60,9 @@ def build_parser():
                    help="GPU ids, e.g. 0,1,2,3: one job per GPU at a time "
                         f"[{env_help('gpus')}; one job at a time on what "
                         "CUDA_VISIBLE_DEVICES shows]")
+    p.add_argument("--jobs", default=env("JOBS", ""), metavar="N",
+                   help="without GPUs: N jobs at a time on the CPU (each a process of its own; "
+                        "for a machine with cores to spare) [$JOBS; 1]")
     p.add_argument("--verbose", action="store_true", default=env("VERBOSE", "") not in ("", "0"),
                    help="show every run's full output [$VERBOSE=1]")
     p.add_argument("--dry-run", action="store_true", help="print the job list and exit")
@@ -159,7 +162,9 @@ def run_status(run):
 def print_jobs(bench, jobs, settings, gpus, out=None):
     out = out or sys.stdout
     runs = sum(len(j.runs) for j in jobs)
-    where = (f"one job per GPU from the queue {' '.join(gpus)}" if len(gpus) > 1 else
+    cpu_slots = gpus and gpus[0] is None
+    where = (f"{len(gpus)} jobs at a time on the CPU" if cpu_slots else
+             f"one job per GPU from the queue {' '.join(gpus)}" if len(gpus) > 1 else
              f"on GPU {gpus[0]}" if gpus else "one job at a time")
     print(f"{bench.protocol}: {bench.trainer} on {len(bench.datasets)} dataset(s) "
           f"({' '.join(bench.datasets)}), seeds {' '.join(map(str, bench.seeds))}, shots "
@@ -240,7 +245,7 @@ def main(argv=None):
     except SarPromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    gpus = words(args.gpus)
+    gpus = words(args.gpus) or [None] * args.jobs  # None: a CPU slot
     # PROGRESS=1 / 0 forces the progress bars on / off (default: when stderr is a terminal)
     settings = Settings(verbose=args.verbose,
                         progress={"1": True, "0": False}.get(os.environ.get("PROGRESS", "")),

@@ -77,6 +77,11 @@ def bench_args(args):
     given, where = _source(words(args.gpus) if args.gpus is not None else None, "GPUS")
     gpus = _whole_numbers(given, where, "GPU ids", 0, 'GPUS="0,1,2,3"')
     args.gpus = ",".join(map(str, gpus))
+    (args.jobs,) = _whole_numbers([str(args.jobs or 1).strip()], "--jobs (JOBS)",
+                                  "Jobs at a time", 1, "--jobs 4")
+    if gpus and args.jobs > 1:
+        raise ConfigError(f"--gpus and --jobs (JOBS) {args.jobs} both say how many jobs run "
+                          "at a time: with GPUs it is one job per GPU; give one of them.")
     slurm = args.slurm and args.cluster in (None, "slurm") or args.cluster == "slurm"
     if slurm and not args.dry_run and shutil.which("sbatch") is None:
         flag = "--slurm" if args.slurm else "--cluster slurm"
@@ -97,7 +102,8 @@ def check_gpus_exist(gpus):
         raise ConfigError(f"--gpus {given}: no GPU is visible here (torch.cuda.is_available() "
                           "is False: no NVIDIA driver, a CPU-only PyTorch build, or "
                           "CUDA_VISIBLE_DEVICES hides them). Run on a GPU machine, or leave "
-                          "--gpus out (and GPUS unset) to run on the CPU.")
+                          "--gpus out (and GPUS unset) to run on the CPU (--jobs N: N jobs at "
+                          "a time).")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         allowed, shown = words(visible), f"CUDA_VISIBLE_DEVICES={visible}"

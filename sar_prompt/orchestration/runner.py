@@ -340,7 +340,7 @@ def _execute_locked(run, settings, console, slot, worker, stop, tag, held):
 def execute_job(job, settings, console, slot=0, gpu=None, stop=None, active=None):
     """Run a job's runs in order, in one worker process; an evaluation whose training failed
     is `blocked`."""
-    tag = f"[GPU {gpu}] " if gpu is not None and console.slots > 1 else ""
+    tag = "" if console.slots == 1 else f"[GPU {gpu}] " if gpu is not None else f"[job slot {slot + 1}] "
     worker = Worker(settings, gpu, active)
     try:
         return _execute_runs(job, settings, console, slot, worker, stop, tag)
@@ -369,7 +369,8 @@ def _execute_runs(job, settings, console, slot, worker, stop, tag):
 # -- many jobs --------------------------------------------------------------------------------
 def run_local(jobs, settings, gpus=None, console=None, out=None):
     """Run `jobs` here: in order, or with `gpus` one job per GPU at a time from a queue
-    (each job's processes see only their GPU, CUDA_VISIBLE_DEVICES). A KeyboardInterrupt
+    (each job's processes see only their GPU, CUDA_VISIBLE_DEVICES; a None is a slot on
+    the CPU). A KeyboardInterrupt
     stops every run; the same command resumes. Returns the outcomes."""
     gpus = list(gpus or [])
     total = sum(len(j.runs) for j in jobs)
