@@ -106,6 +106,18 @@ def test_without_accounting_the_poller_asks_squeue_once_and_quietly(fake_slurm, 
                                      "--format=%i|%T|%N --jobs=7"]
 
 
+def test_states_in_which_a_job_may_still_run_are_not_done(fake_slurm):
+    watcher = watcher_after(fake_slurm, "7_0|CONFIGURING|vm\n7_1|SUSPENDED|vm\n"
+                            "8|REQUEUE_HOLD|\n")
+    assert not any(watcher.is_done(j, mode="cache") for j in ("7_0", "7_1", "8"))
+    for state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"):
+        fake_command(fake_slurm, "squeue", f"8|{state}|vm\n")
+        watcher = QueueWatcher()
+        watcher.register_job("8")
+        watcher.update()
+        assert watcher.is_done("8", mode="cache"), state
+
+
 def test_pending_array_ranges_are_read_per_task(fake_slurm):
     watcher = watcher_after(fake_slurm, "7_[0-1]|PENDING|\n", jobs=("7_0", "7_1"))
     assert [watcher.get_state(j, mode="cache") for j in ("7_0", "7_1")] == ["PENDING"] * 2

@@ -27,6 +27,12 @@ from sar_prompt.orchestration.runner import Console, execute_job
 
 CLUSTERS = ("slurm", "local", "debug")
 POLL_S = 60  # the longest wait between two state queries (submitit's own: 600 s)
+# Job states after which a job may still run (submitit's list, and the states squeue adds:
+# CONFIGURING while cloud nodes boot, SUSPENDED, held after a requeue, ...).
+UNFINISHED = frozenset({
+    "READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED",
+    "CONFIGURING", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
+    "SIGNALING", "STAGE_OUT", "SPECIAL_EXIT", "RESV_DEL_HOLD"})
 STOPPED_EXIT = 128 + signal.SIGTERM
 
 
@@ -134,6 +140,9 @@ class QueueWatcher(SlurmInfoWatcher):
                 if key.strip() == "AccountingStorageType":
                     self._accounting = value.strip() not in ("accounting_storage/none", "")
         return self._accounting
+
+    def is_done(self, job_id, mode="standard"):
+        return self.get_state(job_id, mode=mode).upper() not in UNFINISHED
 
     def update(self):
         if self.accounting() is not False:
