@@ -219,7 +219,8 @@ def test_a_cancelled_task_is_reported_not_waited_for(cluster, tmp_path):
             proc.kill()
     text = out_file.read_text()
     assert proc.returncode == 1, text
-    assert "CRASHED: demo CoOpSAR seed 1" in text, text
+    assert f"CRASHED: demo CoOpSAR seed 1: ended without a result (job {job_id}: CANCELLED)" \
+        in text, text
     assert_quiet(text)
 
 

@@ -232,12 +232,19 @@ def submit(jobs, settings, folder, options):
 
 def wait(submitted, jobs):
     """Wait for every submitted job; (outcomes, [(job label, error, log path)] for tasks that
-    crashed outright)."""
+    crashed outright: the exception's last line, or the job's state when it ended without a
+    result, killed or cancelled)."""
+    from submitit.core.utils import UncompletedJobError
+
     outcomes, crashed = [], []
     for handle, job in zip(submitted, jobs):
+        log = getattr(getattr(handle, "paths", None), "stderr", None)
         try:
             outcomes += handle.result()
+        except UncompletedJobError:
+            state = handle.watcher.get_state(handle.job_id, mode="cache")
+            crashed.append((job.label, [f"ended without a result (job {handle.job_id}: "
+                                        f"{state})"], log))
         except Exception as exc:  # submitit raises its own types for failed tasks
-            crashed.append((job.label, str(exc).strip().splitlines()[-1:] or [""],
-                            getattr(getattr(handle, "paths", None), "stderr", None)))
+            crashed.append((job.label, str(exc).strip().splitlines()[-1:] or [""], log))
     return outcomes, crashed
