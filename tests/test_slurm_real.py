@@ -123,8 +123,9 @@ def restarted(cluster, job_id, times):
             return False
         if job.get("JobState") == "PENDING":
             cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
-        return job.get("JobState") == "RUNNING"
-    wait_for(f"job {job_id} running again", running_again, timeout=120)
+        # on a loaded machine the restarted task may have ended before this looks again
+        return job.get("JobState") in ("RUNNING", "COMPLETING", "COMPLETED")
+    wait_for(f"job {job_id} running again", running_again, timeout=240)
 
 
 def test_a_task_requeued_by_slurm_and_by_submitit_resumes_bit_exact(cluster, tmp_path):
