@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from sar_prompt.modeling.gpa import PromptAggregation, gaussian_epoch_weights
 from sar_prompt.modeling.deep_prompt import (IndependentPromptLearner, check_prompt_depth,
                                              context_init)
+from sar_prompt.modeling.precision import outside_autocast
 from sar_prompt.modeling.text_encoder import normalize
 
 from .base import PromptTuningTrainer
@@ -57,7 +58,7 @@ class PromptSRC(PromptTuningTrainer):
         whatever the run's precision (as the reference computes them): computed once, when
         training first needs them (an evaluation never does)."""
         if self._frozen_text is None:
-            with torch.autocast(self.device.type, enabled=False):
+            with outside_autocast(self.device):
                 self._frozen_text = self.handcrafted_features(
                     self.dm.dataset.classnames, "dataset class names", dtype=torch.float32)
         return self._frozen_text
