@@ -10,6 +10,7 @@ gradient scaler), so a non-finite gradient or a dtype error shows.
 import gc
 import math
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -57,11 +58,32 @@ def _node(trainer_name):
     return TRAINER_REGISTRY.get(trainer_name).config_node
 
 
-def train_steps(setup, trainer_name, method, precision, names, steps, batch_size):
+def novel_list(workdir, names, count):
+    """`count` names of the shipped Caltech101 novel list that are not among `names`, as a
+    list file (few, so that the CPU's fp32 runs encode SAR's target, PromptSRC's 60
+    templates for each name, in seconds)."""
+    import json
+
+    from sar_prompt import novel
+
+    from .build import distinct_from, write_novel_list
+
+    shipped = novel.default_path("caltech101")
+    chosen = distinct_from(json.loads(shipped.read_text(encoding="utf-8"))["novel_classes"],
+                           names)[:count]
+    path, _ = write_novel_list(Path(workdir) / "precision_novel_classes.json", "Caltech101",
+                               chosen, f"GPU check input: {count} names of {shipped.name}")
+    return path
+
+
+def train_steps(setup, trainer_name, method, precision, names, steps, batch_size,
+                novel_file=None):
     """One run: `steps` training steps at learning rate 0; its per-step summaries, the
-    learnable tensors' dtypes and SAR's dtypes."""
+    learnable tensors' dtypes and SAR's dtypes. SAR uses every novel class each step."""
     opts = [f"TRAINER.{_node(trainer_name)}.PREC", precision, *STILL,
-            "TRAINER.SAR.NUM_NOVEL", str(len(names))]
+            "TRAINER.SAR.NUM_NOVEL", "0"]
+    if novel_file:
+        opts += ["TRAINER.SAR.NOVEL_FILE", str(novel_file)]
     cfg = make_cfg(setup, trainer_name, method, batch_size=batch_size, opts=opts)
     trainer = build_trainer(cfg, names)
     batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
@@ -84,10 +106,15 @@ def train_steps(setup, trainer_name, method, precision, names, steps, batch_size
 
 
 def section(setup, cpu_setup, names, steps, max_batch, tolerance_ulps, methods=METHODS,
-            progress=print):
-    """{variant: {runs: {precision or "cpu fp32": run}, comparisons}} and the checks, as
-    (name, passed, detail)."""
-    out, checks = {}, []
+            progress=print, saved=lambda out: None):
+    """{classes, novel_file, steps, variants: {variant: {runs: {precision or "cpu fp32":
+    run}, comparisons}}} and the checks, as (name, passed, detail). SAR's novel classes: as
+    many as `names`, from the shipped list, all of them every step. `saved(out)` is called
+    after each variant."""
+    novel_file = novel_list(setup.workdir, names, len(names))
+    variants, checks = {}, []
+    out = {"classes": list(names), "novel_file": str(novel_file), "steps": steps,
+           "variants": variants}
     for method in methods:
         for name in (method, method + "SAR"):
             batch_size = min(_config_batch(setup, name, method), max_batch)
@@ -95,14 +122,15 @@ def section(setup, cpu_setup, names, steps, max_batch, tolerance_ulps, methods=M
             for precision in PRECISIONS:
                 progress(f"[gpu check] {name} {precision} on {setup.device}")
                 runs[precision] = train_steps(setup, name, method, precision, names, steps,
-                                              batch_size)
+                                              batch_size, novel_file)
             if cpu_setup is not None:
                 progress(f"[gpu check] {name} fp32 on cpu")
                 runs["cpu fp32"] = train_steps(cpu_setup, name, method, "fp32", names, steps,
-                                               batch_size)
-            out[name] = {"runs": runs, "comparisons": _compare(runs)}
-            checks += _checks(name, runs, out[name]["comparisons"], tolerance_ulps,
-                              out.get(method))
+                                               batch_size, novel_file)
+            variants[name] = {"runs": runs, "comparisons": _compare(runs)}
+            checks += _checks(name, runs, variants[name]["comparisons"], tolerance_ulps,
+                              variants.get(method))
+            saved(out)  # what is done is kept if the run is stopped
     return out, checks
 
 

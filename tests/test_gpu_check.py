@@ -42,7 +42,9 @@ def test_the_dry_run_passes_every_check_and_completes(dry_run):
 
 
 def test_every_method_and_variant_runs_in_every_precision(dry_run):
-    precision = dry_run[2]["precision"]
+    part = dry_run[2]["precision"]
+    assert len(part["classes"]) == 4 and part["steps"] == 2
+    precision = part["variants"]
     assert set(precision) == {n for m in METHODS for n in (m, m + "SAR")}
     for name, entry in precision.items():
         runs = entry["runs"]
