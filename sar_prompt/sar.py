@@ -15,11 +15,14 @@ config option (TRAINER.SAR.*):
   structure, so it is left out of every row.
 - NUM_NOVEL: novel classes sampled per step (0 = all), from a generator of SAR's own so
   that sampling never shifts the host method's random stream.
+The loss is computed in fp32 in every precision (fp16 features are upcast, and autocast is
+off for it).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sar_prompt.modeling.precision import outside_autocast
 from sar_prompt.modeling.transfer import to_device
 
 LOSSES = ("kl", "l1", "mse")
@@ -90,9 +93,12 @@ class SimilarityAlignment(nn.Module):
     def forward(self, base_features, novel_features, novel_index):
         """SAR loss given the learnable prompts' normalised features of the base classes
         (B, E) and of the novel classes `novel_index` (k, E)."""
-        learned = torch.cat([base_features, novel_features]).float()
-        target = torch.cat([self.target_features[:self.num_base],
-                            self.target_features[self.num_base:][
-                                to_device(novel_index, self.target_features.device)]])
-        return similarity_alignment_loss(learned @ learned.t(), target @ target.t(), self.loss,
-                                         self.temperature, self.exclude_self)
+        # in fp32 whatever the run's precision: outside autocast, which would run the
+        # similarity products in half precision under amp
+        with outside_autocast(base_features.device):
+            learned = torch.cat([base_features, novel_features]).float()
+            target = torch.cat([self.target_features[:self.num_base],
+                                self.target_features[self.num_base:][
+                                    to_device(novel_index, self.target_features.device)]])
+            return similarity_alignment_loss(learned @ learned.t(), target @ target.t(),
+                                             self.loss, self.temperature, self.exclude_self)

@@ -9,6 +9,9 @@ import pytest
 # The tiny models' tensor ops are far too small to gain from several threads, and on a
 # 2-core machine the threads only contend: one thread per process, subprocesses too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# CPU runs are fp32 unless a test asks for the half-precision paths itself (the fp32 goldens
+# assume it), whatever the developer's shell has set.
+os.environ.pop("SAR_PROMPT_CPU_HALF", None)
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

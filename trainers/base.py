@@ -10,7 +10,7 @@ exact resume are `sar_prompt.dassl_glue.trainer_checkpoints.TrainerCheckpoints`.
 """
 import math
 from collections import OrderedDict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -25,8 +25,8 @@ from sar_prompt.config import (check_method_cfg, check_sar_cfg, check_text_encod
 from sar_prompt.dassl_glue.results_json import write_run_result
 from sar_prompt.dassl_glue.trainer_checkpoints import TrainerCheckpoints, read_resumes
 from sar_prompt.errors import ConfigError
-from sar_prompt.modeling import torch_load
-from sar_prompt.modeling.backbone import effective_precision, load_clip
+from sar_prompt.modeling import precision, torch_load
+from sar_prompt.modeling.backbone import load_clip
 from sar_prompt.modeling.image_encoder import ImageEncoder
 from sar_prompt.modeling.prompted_clip import PromptedCLIP, mean_over_images
 from sar_prompt.modeling.text_encoder import TextEncoder, handcrafted_features
@@ -84,7 +84,7 @@ class CLIPTrainer(TrainerX):
         the references' zero-shot CLIP), with its text and image encoders."""
         cfg = self.cfg
         requested = self.method_cfg.PREC if self.config_node else "fp16"
-        self.precision = effective_precision(requested, self.device)
+        self.precision = precision.effective_precision(requested, self.device)
         print(f"[sar_prompt] loading CLIP {cfg.MODEL.BACKBONE.NAME} ({self.precision})")
         # a weights file that pickles code needs the same trust as a checkpoint
         with torch_load.trusting(cfg.MODEL.get("TRUST_CHECKPOINT_CODE", False)):
@@ -109,16 +109,21 @@ class CLIPTrainer(TrainerX):
         override = self.method_cfg.get("TEMPLATE", "") if self.config_node else ""
         return templates_for(self.template_style, self.cfg.DATASET.NAME, override)
 
-    def handcrafted_features(self, names, source):
-        """Normalised features of the frozen hand-crafted prompts for `names`. Each name is
-        encoded once per run, so KgCoOp's term and SAR's target share the base classes'."""
+    def handcrafted_features(self, names, source, dtype=None):
+        """Normalised features of the frozen hand-crafted prompts for `names`, in CLIP's
+        dtype, or in `dtype` from a copy of the text encoder in that dtype (PromptSRC's fp32
+        ones in an fp16 run). Each name is encoded once per run and dtype, so KgCoOp's term
+        and SAR's target share the base classes'."""
+        dtype = dtype or self.text_encoder.dtype
         cache = self.__dict__.setdefault("_handcrafted_cache", {})
-        todo = [n for n in dict.fromkeys(names) if n not in cache]
+        todo = [n for n in dict.fromkeys(names) if (n, dtype) not in cache]
         if todo:
-            feats = handcrafted_features(self.text_encoder, todo, self.handcrafted_templates(),
-                                         source)
-            cache.update(zip(todo, feats))
-        return torch.stack([cache[n] for n in names])
+            encoder = self.text_encoder
+            if dtype != encoder.dtype:
+                encoder = encoder.copy_in(dtype)
+            feats = handcrafted_features(encoder, todo, self.handcrafted_templates(), source)
+            cache.update(((n, dtype), f) for n, f in zip(todo, feats))
+        return torch.stack([cache[(n, dtype)] for n in names])
 
     # -- evaluation --------------------------------------------------------------------
     def evaluation(self):
@@ -169,12 +174,18 @@ class PromptTuningTrainer(TrainerCheckpoints, CLIPTrainer):
         self.optim = build_optimizer(learnable, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+        self.scaler = precision.grad_scaler(self.precision, self.device)
 
     def autocast(self):
-        if self.precision == "amp":
-            return torch.amp.autocast("cuda")
-        return nullcontext()
+        """The training step's autocast (float16 under amp; sar_prompt.modeling.precision)."""
+        return precision.autocast(self.precision, self.device)
+
+    @contextmanager
+    def loss_term(self, *tensors):
+        """Compute a loss term from `tensors` outside autocast, in the dtype the run's
+        precision gives it (`precision.loss_inputs`): `with self.loss_term(a, b) as (a, b):`."""
+        with precision.outside_autocast(self.device):
+            yield precision.loss_inputs(self.precision, *tensors)
 
     # -- training ----------------------------------------------------------------------
     def step(self, image, label, extra_text=()) -> StepOutput:

@@ -14,7 +14,7 @@ class KgCoOp(CoOp):
 
     def step(self, image, label, extra_text=()):
         out = super().step(image, label, extra_text)
-        learned = out.class_text_features
-        cos = (learned * self.handcrafted.to(learned.dtype)).sum(dim=-1)
-        out.terms["kg"] = (self.method_cfg.W, 1.0 - cos.mean())
+        with self.loss_term(out.class_text_features, self.handcrafted) as (learned, handcrafted):
+            cos = (learned * handcrafted).sum(dim=-1)
+            out.terms["kg"] = (self.method_cfg.W, 1.0 - cos.mean())
         return out

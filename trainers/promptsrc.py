@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from sar_prompt.modeling.gpa import PromptAggregation, gaussian_epoch_weights
 from sar_prompt.modeling.deep_prompt import (IndependentPromptLearner, check_prompt_depth,
                                              context_init)
+from sar_prompt.modeling.precision import outside_autocast
 from sar_prompt.modeling.text_encoder import normalize
 
 from .base import PromptTuningTrainer
@@ -53,12 +54,13 @@ class PromptSRC(PromptTuningTrainer):
         self._frozen_text = None
 
     def frozen_text_features(self):
-        """The frozen CLIP's class text features, averaged over the template set: computed
-        once, when training first needs them (an evaluation never does)."""
+        """The frozen CLIP's class text features, averaged over the template set, in fp32
+        whatever the run's precision (as the reference computes them): computed once, when
+        training first needs them (an evaluation never does)."""
         if self._frozen_text is None:
-            with torch.autocast(self.device.type, enabled=False):
-                self._frozen_text = self.handcrafted_features(self.dm.dataset.classnames,
-                                                              "dataset class names")
+            with outside_autocast(self.device):
+                self._frozen_text = self.handcrafted_features(
+                    self.dm.dataset.classnames, "dataset class names", dtype=torch.float32)
         return self._frozen_text
 
     def step(self, image, label, extra_text=()):
@@ -67,12 +69,16 @@ class PromptSRC(PromptTuningTrainer):
         frozen_text = self.frozen_text_features()
         with torch.no_grad():
             frozen_image = normalize(model.image_encoder(image))
+            # the frozen logits in the image features' dtype (fp16 in an fp16 run), as the
+            # reference casts its fp32 text features
             frozen_logits = model.logits(frozen_image, frozen_text.to(frozen_image.dtype))
-        out.terms["scl_text"] = (c.TEXT_LOSS_WEIGHT,
-                                 F.l1_loss(out.class_text_features, frozen_text.to(
-                                     out.class_text_features.dtype)))
-        out.terms["scl_image"] = (c.IMAGE_LOSS_WEIGHT, F.l1_loss(out.image_features, frozen_image))
-        out.terms["scl_logits"] = (1.0, logit_distillation(out.logits, frozen_logits))
+        # the text term in fp32 (its frozen features are), the others in the features' dtype
+        with self.loss_term(out.class_text_features, frozen_text) as (text, frozen):
+            out.terms["scl_text"] = (c.TEXT_LOSS_WEIGHT, F.l1_loss(text, frozen))
+        with self.loss_term(out.image_features, frozen_image) as (image_features, frozen):
+            out.terms["scl_image"] = (c.IMAGE_LOSS_WEIGHT, F.l1_loss(image_features, frozen))
+        with self.loss_term(out.logits, frozen_logits) as (logits, frozen):
+            out.terms["scl_logits"] = (1.0, logit_distillation(logits, frozen))
         return out
 
     # -- Gaussian prompt aggregation -------------------------------------------------

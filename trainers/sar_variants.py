@@ -63,10 +63,13 @@ class SARMixin:
         if not names:
             raise NovelClassesError(f"{path}: every novel class is a training class of "
                                     "this run; SAR has nothing to regularise with.")
-        # the base classes on their own first: encoded exactly as the method encodes them
-        # (KgCoOp's term, PromptSRC's), whichever asks first, so WEIGHT 0 is the method
-        self.handcrafted_features(base, "dataset class names")
-        target = self.handcrafted_features(base + names, f"class names and {path}")
+        # SAR's target in fp32 in every precision (fp16 rounding of the features, divided
+        # by the temperature, would dominate small drifts); the base classes on their own
+        # first: encoded exactly as a method with fp32 frozen features encodes them
+        # (PromptSRC's; KgCoOp's in an fp32 run), whichever asks first
+        self.handcrafted_features(base, "dataset class names", dtype=torch.float32)
+        target = self.handcrafted_features(base + names, f"class names and {path}",
+                                           dtype=torch.float32)
         self.novel_tokens = self.model.prompt_learner.class_tokens(
             names, source=f"{path} in the learnable prompt").to(self.device)
         self.sar = SimilarityAlignment(

@@ -20,7 +20,7 @@ COOP_DEFAULTS = {
     "N_CTX": 16,  # number of context tokens (ignored when CTX_INIT is given)
     "CSC": False,  # class-specific context
     "CTX_INIT": "",  # words that initialise the context, e.g. "a photo of a"
-    "PREC": "fp16",  # fp16 | fp32 | amp (CUDA only; CPU always runs fp32)
+    "PREC": "fp16",  # fp16 | fp32 | amp (CUDA; a CPU runs fp32 unless SAR_PROMPT_CPU_HALF=1)
     "CLASS_TOKEN_POSITION": "end",  # end | middle | front
     "W": 8.0,  # KgCoOp: weight of the 1 - cos(learned, hand-crafted) term
     "TEMPLATE": "",  # hand-crafted prompt for KgCoOp and SAR; "" = the dataset's template
@@ -30,7 +30,7 @@ COOP_DEFAULTS = {
 COCOOP_DEFAULTS = {
     "N_CTX": 16,  # number of context tokens (ignored when CTX_INIT is given)
     "CTX_INIT": "",  # words that initialise the context, e.g. "a photo of a"
-    "PREC": "fp16",  # fp16 | fp32 | amp (CUDA only; CPU always runs fp32)
+    "PREC": "fp16",  # fp16 | fp32 | amp (CUDA; a CPU runs fp32 unless SAR_PROMPT_CPU_HALF=1)
     "TEMPLATE": "",  # hand-crafted prompt for SAR; "" = the dataset's template
 }
 

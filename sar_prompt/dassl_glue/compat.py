@@ -12,7 +12,7 @@ running PyTorch does not need it. What breaks upstream, and what we do:
    pickled successor comes back as inert data, anything else that needs a full unpickle is
    refused unless the user trusts the file.
 3. `torch.cuda.amp` is deprecated: Dassl itself never uses it, and our trainers use
-   `torch.amp` (autocast/GradScaler with device "cuda").
+   `torch.amp` (autocast/GradScaler on the run's device, sar_prompt.modeling.precision).
 4. Not a torch change, but a run killed while Dassl writes a checkpoint could leave a
    truncated file, or an empty `checkpoint` pointer that breaks resuming: checkpoints and
    the pointer are now written atomically.

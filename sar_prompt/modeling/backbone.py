@@ -250,14 +250,6 @@ def _load_trusted_or_refuse(file, exc):
     return torch.load(file, map_location="cpu", weights_only=False)
 
 
-def effective_precision(requested: str, device: torch.device) -> str:
-    """fp16 and amp need CUDA; everything else runs in fp32."""
-    if torch.device(device).type != "cuda" and requested != "fp32":
-        print(f"[sar_prompt] PREC {requested} needs CUDA; running in fp32 on {device}.")
-        return "fp32"
-    return requested
-
-
 def load_clip(backbone_name: str, path: str = "", precision: str = "fp32"):
     """Build OpenAI's CLIP model on CPU. fp16 keeps CLIP's half-precision weights; fp32 and amp
     (which autocasts per step) convert them to fp32."""

@@ -20,6 +20,8 @@ Options for many classes with gradients (ImageNet-size SAR): `chunk_size` rows p
 activations instead of keeping every chunk's), which bound peak memory by one chunk's
 activations at the cost of a second forward pass of the text side.
 """
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,6 +50,12 @@ class TextEncoder(nn.Module):
         # attend[i, j]: position i may attend to position j
         self.register_buffer("attend", torch.ones(n, n, dtype=torch.bool).tril_(),
                              persistent=False)
+
+    def copy_in(self, dtype):
+        """A copy of this encoder (CLIP's text side) with its weights in `dtype`."""
+        encoder = copy.deepcopy(self).to(dtype)
+        encoder.dtype = dtype
+        return encoder
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings (N, L, D) of token ids (N, L), in CLIP's dtype."""
