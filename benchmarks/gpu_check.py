@@ -7,7 +7,8 @@ repository root; benchmarks/README.md, "GPU check"):
 1. precision: every method and SAR variant a few training steps in fp32, fp16 and amp on
    the device and in fp32 on the CPU (benchmarks/precision_check.py);
 2. resume: CoOpSAR trained by train.py on the demo data in fp16 and amp, once whole and
-   once resumed from a mid-run checkpoint: the final prompts must be equal bit for bit and
+   once resumed from a mid-run checkpoint, with deterministic CUDA kernels
+   (SAR_PROMPT_DETERMINISTIC=1): the final prompts must be equal bit for bit and
    the resume recorded as exact;
 3. benchmarks: `python -m benchmarks --sections steps eval memory` on the device.
 One JSON record (schema sar-prompt/gpu-check), written atomically after each part, so a run
@@ -57,10 +58,13 @@ def _write(path, record):
     atomic_write_json(path, record)
 
 
-def _env(device, only_added=False):
-    """The environment of a child run: the half-precision paths on a CPU, the repository
-    importable (benchmarks is not installed)."""
+def _env(device, only_added=False, deterministic=False):
+    """The environment of a child run: the half-precision paths on a CPU, deterministic CUDA
+    kernels if asked (an exact resume on a GPU needs them), the repository importable
+    (benchmarks is not installed)."""
     added = {"SAR_PROMPT_CPU_HALF": "1"} if device == "cpu" else {}
+    if deterministic:
+        added["SAR_PROMPT_DETERMINISTIC"] = "1"
     if only_added:
         return added
     paths = [str(REPO)] + [str(Path(p).resolve()) for p in
@@ -101,11 +105,12 @@ def resume_section(device, workdir, weights, resolution, quick):
             if quick:  # in this process (as the runner's workers run them): faster
                 log = _Console()
                 with redirect_stdout(log), redirect_stderr(log):
-                    code = run_one(train_main, argv[2:], _env(device, only_added=True))
+                    code = run_one(train_main, argv[2:],
+                                   _env(device, only_added=True, deterministic=True))
                 output = log.getvalue()
             else:  # each run a fresh process, as a real resume is
-                done = subprocess.run(argv, cwd=workdir, env=_env(device), capture_output=True,
-                                      text=True)
+                done = subprocess.run(argv, cwd=workdir, env=_env(device, deterministic=True),
+                                      capture_output=True, text=True)
                 code, output = done.returncode, done.stdout + done.stderr
             if code:
                 raise RuntimeError(f"train.py failed ({code}): {output[-2000:]}")
@@ -127,6 +132,7 @@ def resume_section(device, workdir, weights, resolution, quick):
             if (resumed / "resumes.json").exists() else []
         exact = bool(resumes) and all(r.get("exact") for r in resumes)
         out[precision] = {"epochs": epochs, "resumed_at_epoch": resume_at,
+                          "deterministic_kernels": True,  # SAR_PROMPT_DETERMINISTIC=1
                           "final_prompts_equal": equal, "resumes": resumes,
                           "max_abs_difference": max((a[k].float() - b[k].float()).abs().max()
                                                     .item() for k in a) if a.keys() == b.keys()
