@@ -8,7 +8,8 @@ import string
 import pytest
 
 from sar_prompt.novel.redact import FRAGMENT, Secrets
-from test_novel_generate import FakeOpenAI, Reply, completion, generate, names_answer
+from test_novel_generate import (Reply, completion, fake_openai_servers, generate,
+                                 names_answer)
 
 KEY = "sk-proj-" + "".join(random.Random(25).choices(string.ascii_letters + string.digits,
                                                      k=120))
@@ -28,17 +29,7 @@ def everything_written(folder):
 
 @pytest.fixture
 def serve(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    servers = []
-
-    def start(script):
-        servers.append(FakeOpenAI(script))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from fake_openai_servers(monkeypatch, KEY)
 
 
 def filler(n):

@@ -103,9 +103,9 @@ class FakeOpenAI:
         self.server.server_close()
 
 
-@pytest.fixture
-def serve(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+def fake_openai_servers(monkeypatch, key):
+    """Yields start(script) -> a FakeOpenAI, with OPENAI_API_KEY=key; closes them after."""
+    monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     servers = []
 
@@ -117,6 +117,11 @@ def serve(monkeypatch):
     for s in servers:
         s.close()
     assert all(len(s.requests) <= MAX_REQUESTS for s in servers)
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    yield from fake_openai_servers(monkeypatch, KEY)
 
 
 def generate(capsys, server, out_dir, *args, sleeps=None):
