@@ -21,6 +21,7 @@ setup(
         "sar_prompt.novel",
         "sar_prompt.classnames",
         "sar_prompt.data",
+        "sar_prompt.world",
         "sar_prompt.trainers",
         "sar_prompt.datasets",
         "sar_prompt.novel_classes",
@@ -35,6 +36,7 @@ setup(
     },
     package_data={"sar_prompt.novel_classes": ["*.json"], "sar_prompt.classnames": ["*.txt"],
                   "sar_prompt.published": ["*.csv"],
+                  "sar_prompt.world": ["world_clip.pt"],  # the world's pretrained CLIP
                   "sar_prompt.novel": ["prompts/*.txt"],
                   "sar_prompt.configs": ["datasets/*.yaml", "trainers/*.yaml",
                                          "trainers/*/*.yaml"]},

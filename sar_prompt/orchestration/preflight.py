@@ -87,11 +87,11 @@ def bench_args(args):
 
 
 def bench_data(bench, jobs):
-    """A missing DATA folder, said once (runs would each fail on it); not for the demo,
-    which generates its data, nor when every run is finished already."""
+    """A missing DATA folder, said once (runs would each fail on it); not for the demo and
+    the world, which generate their data, nor when every run is finished already."""
     from sar_prompt.runs.result_file import read_run
 
-    if "demo" in bench.datasets:
+    if "demo" in bench.datasets or "world" in bench.datasets:
         return
     data = Path(bench.data).expanduser()
     if data.is_dir():
