@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
 from sar_prompt.world import dataset, pretrain, render, spec, weights
 
 TINY = pretrain.Settings(steps=3, batch_size=8, images_per_class=2, warmup=1)
@@ -116,8 +115,8 @@ def run_world(tmp_path, *args):
 def test_a_short_world_run_zero_shot_far_above_chance(tmp_path):
     """The world through the normal pipeline: zero-shot CLIP, CoOp and CoOpSAR (one epoch,
     one seed), the paired table, and SAR's gradient scale in the CoOpSAR run's log."""
-    out = run_world(tmp_path, "--seeds", "1", "OPTIM.MAX_EPOCH", "1")
-    report = json.loads((tmp_path / "out/base2new/tables/world.json").read_text())
+    out = run_world(tmp_path, "OPTIM.MAX_EPOCH", "1", "--seeds", "1")
+    report = json.loads((tmp_path / "out/base2new/tables/world__OPTIM.MAX_EPOCH=1.json").read_text())
     zero_shot = next(a for a in report["arms"] if a["label"] == "ZeroshotCLIP")
     base, new = zero_shot["seeds"]["1"]
     assert base > 70 and new > 70  # chance: 1/35 = 2.9%
@@ -126,4 +125,18 @@ def test_a_short_world_run_zero_shot_far_above_chance(tmp_path):
         weights.digest(weights.read_compact())
     log = next((tmp_path / "out/base2new/train_base/world").glob("shots_16/CoOpSAR/*/seed1/log.txt"))
     assert "[sar_prompt] SAR gradient scale, step 1:" in log.read_text()
-    assert (tmp_path / "out/base2new/tables/world.png").is_file() or "no figure" in out
+    events = list(log.parent.glob("tensorboard/events*"))  # none with the Dassl test double
+    assert all(b"train/sar_grad_ratio" in e.read_bytes() for e in events)
+    assert (tmp_path / "out/base2new/tables/world__OPTIM.MAX_EPOCH=1.png").is_file() or "no figure" in out
+
+
+@pytest.mark.slow
+def test_the_shipped_weights_are_what_pretraining_writes():
+    """`sar-prompt world pretrain` with the shipped settings writes the shipped weights, bit
+    for bit (on a machine like the one that made them; about 3 minutes of one core)."""
+    shipped = weights.read_compact()
+    settings = pretrain.Settings(**{k: v for k, v in shipped["settings"].items()
+                                    if k != "threads"})
+    state, _ = pretrain.pretrain(settings)
+    assert weights.to_bytes(weights.compact(state, pretrain.settings_record(settings))) == \
+        weights.shipped_path().read_bytes()

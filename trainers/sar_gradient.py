@@ -11,7 +11,8 @@ The gradients come from `torch.autograd.grad` on the step's graph, kept for the 
 backward pass: nothing is added to any `.grad` and no random number is drawn, so training
 is exactly what it is without the log. Under AMP both terms are scaled by the loss scale, as
 the backward pass scales them, so fp16 gradients do not underflow (the ratio is the same at
-any scale); where the scaled gradient overflows, a smaller scale is tried.
+any scale); where the scaled gradient overflows, a smaller scale is tried. A measured step
+reads its two norms from the device (the other steps read it once, as before).
 """
 import math
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from sar_prompt.errors import ConfigError, run_command
 
 
-
 def _pretrain(args):
     from dataclasses import replace
 
@@ -80,6 +79,7 @@ def _run_options(parser, seeds):
 
 def build_parser():
     from sar_prompt.orchestration.world_study import DEMO_SEEDS, STUDY_SEEDS, STUDY_WEIGHTS
+    from sar_prompt.vocabulary import env_help, setting
 
     p = argparse.ArgumentParser(prog="python -m sar_prompt.orchestration.world",
                                 description=__doc__,
@@ -94,8 +94,9 @@ def build_parser():
     study.add_argument("--weights", nargs="+", default=list(STUDY_WEIGHTS),
                        help=f"CoOpSAR's TRAINER.SAR.WEIGHT values [{' '.join(STUDY_WEIGHTS)}]")
     prep = sub.add_parser("prepare", help="render the world dataset and write its CLIP")
-    prep.add_argument("--data", "--root", dest="data", default="data", metavar="DATA",
-                      help="data folder; the world goes in DATA/sar_world [./data]")
+    prep.add_argument("--data", "--root", dest="data", default=setting("data", "data"),
+                      metavar="DATA", help="data folder; the world goes in DATA/sar_world "
+                                           f"[{env_help('data')}; ./data]")
     prep.add_argument("--weights", help="compact world CLIP weights from `world pretrain` "
                                         "[the shipped ones]")
     pre = sub.add_parser("pretrain", help="pretrain the world's CLIP (deterministic, cached)")
@@ -132,7 +133,9 @@ def main(argv=None):
                                   f"{' '.join(args.opts)}")
             for seed in args.seeds:
                 if not seed.isdigit():
-                    raise ConfigError(f"--seeds: {seed!r} is not a whole number 0 or more.")
+                    raise ConfigError(f"--seeds: {seed!r} is not a whole number 0 or more. "
+                                      "Give KEY VALUE options before --seeds (or after "
+                                      "another option).")
             for weight in getattr(args, "weights", ()):
                 try:
                     float(weight)
@@ -153,7 +156,6 @@ def main(argv=None):
 
             args.steps = args.steps or Settings().steps
             return _pretrain(args)
-        raise SystemExit(2)
 
     return run_command(command)
 

@@ -6,7 +6,6 @@ paired table over seeds (sar_prompt.results.paired) and its figure.
 `sar-prompt world` runs the three methods at their defaults; `sar-prompt world study` is the
 study of docs/world.md: CoOpSAR at several weights over at least five seeds.
 """
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +101,8 @@ def collect(arms, args):
 
 def report(arms, pair_arms, args, name, title, record):
     """Print the paired table and write it (markdown, JSON) with its figure under
-    OUTPUT/base2new/tables/<name>.*; the paths written."""
+    OUTPUT/base2new/tables/<name>.* (`world_study__<the options' tag>` with trailing
+    options); the paths written."""
     from sar_prompt.io import atomic_write_json, atomic_write_text
     from sar_prompt.results import paired
 
@@ -157,12 +157,11 @@ def run(args, study=False):
     code = run_arms(arms, args)
     if code == 130:
         return code
+    from sar_prompt.runs.identity import config_folder
+
     name, title = (("world_study", "world study: base-to-new, paired over seeds") if study
                    else ("world", "world: base-to-new, paired over seeds"))
+    name = config_folder(name, args.opts)  # a setting's table beside another's
     pair_arms = study_pairs(arms) if study else demo_pairs(arms)
     report(arms, pair_arms, args, name, title, world_record(args.data))
     return code
-
-
-def dump(obj):
-    return json.dumps(obj, indent=2)

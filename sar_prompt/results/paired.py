@@ -147,7 +147,10 @@ def plot(arms, pairs, path, metrics=("base", "new")):
                                                                             len(pairs)) + 0.9))
         _arms_panel(axes[0], arms, metrics, COLORS)
         _pairs_panel(axes[1], pairs, metrics, COLORS)
-        fig.tight_layout(w_pad=1.0)
+        handles, labels = axes[1].get_legend_handles_labels()
+        fig.tight_layout(w_pad=1.0, rect=(0, 0, 1, 0.93))
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0), handlelength=1.2)
         return _save(fig, plt, path)
 
 
@@ -163,14 +166,12 @@ def _arms_panel(ax, arms, metrics, colors):
             ax.scatter(values, [y + offsets[m]] * len(values), s=6, color=colors[i],
                        alpha=0.45, linewidths=0)
             ax.plot([statistics.fmean(values)], [y + offsets[m]], marker="|", markersize=7,
-                    color=colors[i], markeredgewidth=1.2,
-                    label=TITLES[m] if y == rows[0] else None)
+                    color=colors[i], markeredgewidth=1.2)
     ax.set_yticks(rows)
     ax.set_yticklabels([a.label for a in arms])
     ax.set_xlabel("accuracy (%): seeds (dots) and mean (bar)")
     ax.grid(axis="x", alpha=0.4)
     ax.set_ylim(-0.6, len(arms) - 0.4)
-    ax.legend(loc="lower left", frameon=False, handlelength=1)
 
 
 def _pairs_panel(ax, pairs, metrics, colors):
@@ -196,4 +197,3 @@ def _pairs_panel(ax, pairs, metrics, colors):
     low, high = ax.get_xlim()
     span = max(abs(low), abs(high))
     ax.set_xlim(-span, span)
-    ax.legend(loc="lower left", frameon=False, handlelength=1)

@@ -126,8 +126,9 @@ def run_options(data):
 
 
 def prepare_with(data, weights_file=None):
-    """`prepare` with the compact weights of `weights_file` (None: as `prepare`)."""
-    return prepare(data, weights.read_compact(weights_file) if weights_file else None)
+    """`prepare` with the compact weights of `weights_file` (None: the shipped ones),
+    replacing a world written from others (`sar-prompt world prepare`)."""
+    return prepare(data, weights.read_compact(weights_file))
 
 
 def _umask():

@@ -1,18 +1,18 @@
 """Pretrain the world's tiny CLIP (`clip.model.CLIP`, spec.ARCHITECTURE) contrastively on
 rendered images of all 100 classes and their captions, from a seed.
 
-Each step draws a batch of pretraining images (their own seeds: never the dataset's images),
-encodes one caption of every class (a template drawn per class), and minimises the
-cross-entropy of each image against the 100 captions and of each caption against the batch's
-images of its class (CLIP's two directions, with several images per class). Token
-embeddings of words the world never writes stay zero. The same seed and settings on the same
-machine give the same weights.
+Each step draws half a batch of classes and two pretraining images of each (images with seeds of
+their own: never the dataset's), one caption per image (a template of the image's style,
+photo or drawing, or of any style), and minimises CLIP's loss in both directions, each image
+against the batch's captions and each caption against its images, every caption that fits
+an image (its class, a template of its style or of none) a positive. Token embeddings of
+words the world never writes stay zero. The same seed and settings on the same machine give
+the same weights; the global random state is left as it was.
 """
 import math
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,8 +48,9 @@ def build(settings):
     from sar_prompt.modeling.backbone import import_clip
 
     clip = import_clip()
-    torch.manual_seed(settings.seed)
-    model = clip.model.CLIP(**spec.ARCHITECTURE)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = clip.model.CLIP(**spec.ARCHITECTURE)
     used = torch.unique(_captions(spec.ALL_CLASSES))
     with torch.no_grad():
         keep = torch.zeros(model.token_embedding.weight.shape[0], dtype=torch.bool)
