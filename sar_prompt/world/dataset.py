@@ -12,12 +12,9 @@ written from others; without, it keeps any whole world of this format (a run nev
 `sar-prompt world prepare --weights FILE`).
 """
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from sar_prompt.io import atomic_write_json
+from sar_prompt.io import atomic_folder, atomic_write_json, write_unpublished
 from sar_prompt.world import render, spec, weights
 
 DATASET_DIR = "sar_world"
@@ -71,13 +68,11 @@ def write_images(base, world_seed=spec.WORLD_SEED, per_split=None):
     split = {part: [] for part in per_split}
     for label, name in enumerate(class_names(world_seed)):
         world_label = spec.ALL_CLASSES.index(name)  # an image's seed: its class, not its label
-        folder = base / "images" / folder_name(name)
-        folder.mkdir(parents=True, exist_ok=True)
         for part, count in per_split.items():
             for i in range(count):
                 rel = f"{folder_name(name)}/{part}_{i:02d}.png"
                 image, _ = render.render(name, world_seed, part, world_label, i)
-                (base / "images" / rel).write_bytes(render.png_bytes(image))
+                write_unpublished(base / "images" / rel, render.png_bytes(image))
                 split[part].append([rel, label, name])
     return split
 
@@ -93,24 +88,11 @@ def prepare(root, compact=None, world_seed=spec.WORLD_SEED):
     expected = manifest(compact, world_seed)
     if _current(base, expected, any_weights):
         return base
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{DATASET_DIR}.", suffix=".tmp", dir=root))
-    try:
+    with atomic_folder(base) as work:
         split = write_images(work, world_seed)
         weights.write_full(work / CLIP_FILE, compact)
         atomic_write_json(work / SPLIT_FILE, split)
-        atomic_write_json(work / MANIFEST, expected)  # last: the folder is complete
-        os.chmod(work, 0o777 & ~_umask())
-        if base.exists():
-            old = base.with_name(f".{DATASET_DIR}.old.{os.getpid()}")
-            os.replace(base, old)
-            os.replace(work, base)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, base)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        atomic_write_json(work / MANIFEST, expected)
     return base
 
 
@@ -129,9 +111,3 @@ def prepare_with(data, weights_file=None):
     """`prepare` with the compact weights of `weights_file` (None: the shipped ones),
     replacing a world written from others (`sar-prompt world prepare`)."""
     return prepare(data, weights.read_compact(weights_file))
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
