@@ -32,6 +32,7 @@ setup(
     # that each file git tracks under a package folder is in the wheel)
     package_data={"": ["*.json", "*.txt", "*.csv", "*.yaml"],
                   "sar_prompt.configs": ["**/*.yaml"],
+                  "sar_prompt.world": ["world_clip.pt"],  # the world's pretrained CLIP
                   "sar_prompt.novel": ["prompts/*.txt"]},
     # Dassl is not on PyPI: install it from its repository (see README).
     install_requires=[

@@ -7,7 +7,7 @@ from sar_prompt.dassl_glue.registry import register
 from .split_dataset import SplitDataset
 from .benchmark import (ALL, UCF101, Caltech101, DescribableTextures, EuroSAT, FGVCAircraft,
                         Food101, ImageNet, ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2,
-                        OxfordFlowers, OxfordPets, SARDemo, StanfordCars, SUN397)
+                        OxfordFlowers, OxfordPets, SARDemo, SARWorld, StanfordCars, SUN397)
 
 for _dataset in ALL:
     register(DATASET_REGISTRY, _dataset)
@@ -24,4 +24,4 @@ def by_key(key):
 __all__ = ["SplitDataset", "by_key", "ALL", "ImageNet", "Caltech101", "OxfordPets",
            "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft", "SUN397",
            "DescribableTextures", "EuroSAT", "UCF101", "ImageNetV2", "ImageNetSketch",
-           "ImageNetA", "ImageNetR", "SARDemo"]
+           "ImageNetA", "ImageNetR", "SARDemo", "SARWorld"]

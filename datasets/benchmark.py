@@ -70,8 +70,12 @@ class SARDemo(SplitDataset):
     files_class = layouts.SARDemoFiles
 
 
+class SARWorld(SplitDataset):
+    files_class = layouts.SARWorldFiles
+
+
 # The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
-# the offline demo.
+# the offline demo and the synthetic world.
 ALL = (ImageNet, Caltech101, OxfordPets, StanfordCars, OxfordFlowers, Food101, FGVCAircraft,
        SUN397, DescribableTextures, EuroSAT, UCF101,
-       ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR, SARDemo)
+       ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR, SARDemo, SARWorld)

@@ -53,8 +53,10 @@ DOMAIN_SHIFT = (
 
 # Offline demo dataset (sar_prompt.orchestration.demo generates it); not part of the benchmark.
 DEMO = DatasetInfo("demo", "SARDemo", "a photo of a {}.")
+# The synthetic world (sar_prompt.world renders it; its CLIP is pretrained on it).
+WORLD = DatasetInfo("world", "SARWorld", "a photo of a {}.", "World")
 
-ALL = BENCHMARK + DOMAIN_SHIFT + (DEMO,)
+ALL = BENCHMARK + DOMAIN_SHIFT + (DEMO, WORLD)
 _BY_NAME = {d.name: d for d in ALL}
 _BY_KEY = {d.key: d for d in ALL}
 

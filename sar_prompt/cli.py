@@ -35,6 +35,10 @@ SUBCOMMANDS = {s.name: s for s in (
                "the offline demo: `run base2new CoOpSAR --datasets demo` on a generated "
                "dataset and a tiny random CLIP",
                prefix=("base2new",)),
+    Subcommand("world", "sar_prompt.orchestration.world",
+               "a synthetic world where a tiny CLIP works: zero-shot CLIP, CoOp and CoOpSAR "
+               "base-to-new on a CPU, with numbers that mean something (`world study`: "
+               "SAR's weight over seeds)"),
     Subcommand("train", "sar_prompt.train",
                "one training or evaluation run, with CoOp's train.py command line"),
     Subcommand("results", "sar_prompt.results.tables_cli",

@@ -134,6 +134,44 @@ def partial_path(path) -> Path:
     return path.with_name(path.name + ".part")
 
 
+@contextmanager
+def atomic_folder(path):
+    """`with atomic_folder(path) as work:` fill the new folder `work` (hidden, beside
+    `path`; write its files with `write_unpublished`), which replaces `path` in one rename
+    when the block ends normally (a folder already there is moved aside, then deleted), and
+    is deleted when it raises. Readers see the old folder or the new one, whole."""
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    _make_folder(path.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        os.chmod(work, 0o777 & ~current_umask())  # as mkdir would make it, not mkdtemp's 0700
+        yield work
+        if path.exists():
+            old = path.with_name(f".{path.name}.old.{secrets.token_hex(4)}")
+            os.replace(path, old)
+            os.replace(work, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, path)
+        _sync_folder(path.parent)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def write_unpublished(path, data: bytes) -> Path:
+    """A file inside an `atomic_folder` being filled: written directly (no one reads it
+    before the folder's rename publishes it whole)."""
+    path = Path(path)
+    _make_folder(path.parent)
+    with open(path, "xb") as f:
+        f.write(data)
+    return path
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     with atomic_writer(path, "wb") as f:
         f.write(data)

@@ -120,6 +120,8 @@ SHARED = {
              None, RUN_FIELDS,
              {"protocol": "base2new", "trainer": "CoOpSAR", "datasets": ["demo"], "data": "D",
               "output": "O", "seeds": [1], "shots": [4], "config": "C"}),
+    "world": (["study", "--data", "D", "--output", "O", "--seeds", "1", "2"], None,
+              ("data", "output", "seeds"), {"data": "D", "output": "O", "seeds": ["1", "2"]}),
     "train": (["--data", "D", "--output", "O", "--config", "C.yaml", "--trainer", "CoOp"],
               ["--root", "D", "--output-dir", "O", "--config-file", "C.yaml", "--trainer",
                "CoOp"],

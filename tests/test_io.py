@@ -239,3 +239,22 @@ def test_check_writable_folder(tmp_path):
     with pytest.raises(NotADirectoryError) as err:
         sio.check_writable_folder(tmp_path / "file" / "sub")
     assert err.value.filename.startswith(str(tmp_path / "file"))
+
+
+def test_a_folder_written_whole_replaces_the_old_one_or_nothing(tmp_path, under_umask):
+    """atomic_folder: the new folder appears in one rename, with mkdir's permissions; a
+    block that raises leaves the old folder as it was and no hidden folder behind."""
+    target = tmp_path / "world"
+    with sio.atomic_folder(target) as work:
+        sio.write_unpublished(work / "a" / "one.txt", b"1")
+        assert not target.exists()
+    assert (target / "a" / "one.txt").read_bytes() == b"1"
+    assert mode(target) == 0o777 & ~under_umask
+    with pytest.raises(RuntimeError):
+        with sio.atomic_folder(target) as work:
+            sio.write_unpublished(work / "two.txt", b"2")
+            raise RuntimeError("stopped")
+    with sio.atomic_folder(target) as work:
+        sio.write_unpublished(work / "three.txt", b"3")
+    assert [p.name for p in target.iterdir()] == ["three.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world"]

@@ -11,7 +11,7 @@ from conftest import REPO
 LAYERS = (
     ("core", ("sar_prompt.errors", "sar_prompt.io", "sar_prompt.catalog", "sar_prompt.templates",
               "sar_prompt.vocabulary", "sar_prompt.sar", "sar_prompt.config",
-              "sar_prompt.modeling", "sar_prompt.novel", "sar_prompt.data",
+              "sar_prompt.modeling", "sar_prompt.novel", "sar_prompt.data", "sar_prompt.world",
               "sar_prompt.classnames", "sar_prompt.published", "sar_prompt.configs")),
     ("dassl glue", ("sar_prompt.dassl_glue", "sar_prompt.trainers", "sar_prompt.datasets")),
     ("runs", ("sar_prompt.runs",)),

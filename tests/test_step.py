@@ -129,7 +129,8 @@ def test_a_step_reads_the_device_once(build_trainer, tmp_path, monkeypatch, name
     index = trainer.sar.sample_novel
     monkeypatch.setattr(trainer.sar, "sample_novel", lambda: index().clone())
     trainer.set_model_mode("train")
-    trainer.num_batches, trainer.batch_idx = 10, 0
+    # step 6: not a step whose SAR gradient scale is measured (those read two norms more)
+    trainer.num_batches, trainer.batch_idx = 10, 5
     summary = trainer.forward_backward(batch)
     monkeypatch.undo()
     device_reads = [shape for shape in reads if shape != (trainer.cfg.TRAINER.SAR.NUM_NOVEL,)]
@@ -145,7 +146,8 @@ def test_a_cuda_step_synchronises_once(build_trainer, tmp_path, name):
     batch = {k: v.cuda() if torch.is_tensor(v) else v
              for k, v in next(iter(trainer.train_loader_x)).items()}
     trainer.set_model_mode("train")
-    trainer.num_batches, trainer.batch_idx = 10, 0
+    # step 6: not a step whose SAR gradient scale is measured (those read two norms more)
+    trainer.num_batches, trainer.batch_idx = 10, 5
     trainer.forward_backward(batch)  # warm-up: lazy CUDA initialisation may synchronise
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:

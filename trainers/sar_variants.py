@@ -32,6 +32,7 @@ from .coop import CoOp
 from .kgcoop import KgCoOp
 from .maple import MaPLe
 from .promptsrc import PromptSRC
+from .sar_gradient import GradientScaleLog
 
 
 class SARMixin:
@@ -133,6 +134,8 @@ class SARMixin:
             if weight == 0:
                 base_features = base_features.detach()
             out.terms["sar"] = (weight, self.sar(base_features, novel_features, index))
+        if weight != 0:  # SAR's gradient against the method's, on the first steps
+            self.__dict__.setdefault("gradient_scale", GradientScaleLog())(self, out, weight)
         return out
 
 

@@ -312,12 +312,20 @@ class SARDemoFiles(DatasetFiles):
     split_source = ("`sar-prompt demo --data DATA`, which generates it")
 
 
+class SARWorldFiles(DatasetFiles):
+    name = "SARWorld"
+    dataset_dir = "sar_world"
+    image_dir = "images"
+    split_file = "split_zhou_SARWorld.json"
+    split_source = ("`sar-prompt world prepare --data DATA`, which renders it (docs/world.md)")
+
+
 # The base-to-new benchmark, then ImageNet's variants, in sar_prompt.catalog's order, then
-# the offline demo.
+# the offline demo and the synthetic world.
 ALL = (ImageNetFiles, Caltech101Files, OxfordPetsFiles, StanfordCarsFiles, OxfordFlowersFiles,
        Food101Files, FGVCAircraftFiles, SUN397Files, DescribableTexturesFiles, EuroSATFiles,
        UCF101Files, ImageNetV2Files, ImageNetSketchFiles, ImageNetAFiles, ImageNetRFiles,
-       SARDemoFiles)
+       SARDemoFiles, SARWorldFiles)
 
 
 def files_for(key):

@@ -7,7 +7,7 @@ on disk). Everything goes through `dataset_facts` and `all_keys`, which tests re
 from dataclasses import dataclass
 
 from sar_prompt import classnames
-from sar_prompt.catalog import BENCHMARK, DEMO, by_key
+from sar_prompt.catalog import BENCHMARK, DEMO, WORLD, by_key
 from sar_prompt.errors import NovelClassesError
 
 # The domain of each dataset, as the prompt says it: "an image classification dataset of ...".
@@ -28,6 +28,7 @@ DOMAINS = {
     "ucf101": "human actions in videos (sports, playing instruments, body motion, "
               "interacting with objects and people)",
     DEMO.key: "simple coloured geometric shapes",
+    WORLD.key: "coloured geometric shapes (a synthetic world of 10 colours and 10 shapes)",
 }
 
 
@@ -47,7 +48,7 @@ def all_keys():
 
 
 def known_keys():
-    return [d.key for d in BENCHMARK] + [DEMO.key]
+    return [d.key for d in BENCHMARK] + [DEMO.key, WORLD.key]
 
 
 def dataset_facts(key):

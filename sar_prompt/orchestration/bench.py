@@ -138,6 +138,10 @@ def benchmark(args, point=()):
 
         weights = Path(args.data).expanduser().resolve() / DEMO_DIR / CLIP_FILE
         bench = replace(bench, extra_opts={"demo": ("MODEL.BACKBONE.PATH", str(weights))})
+    if "world" in bench.datasets:  # the synthetic world: its CLIP and 32-pixel input
+        from sar_prompt.world.dataset import run_options
+
+        bench = replace(bench, extra_opts={**bench.extra_opts, "world": run_options(args.data)})
     return bench
 
 
@@ -266,6 +270,10 @@ def main(argv=None):
         from sar_prompt.orchestration.demo import prepare
 
         print(DEMO_NOTE)
+        prepare(bench.data)
+    if "world" in bench.datasets:
+        from sar_prompt.world.dataset import prepare
+
         prepare(bench.data)
     try:
         if args.slurm or args.cluster:

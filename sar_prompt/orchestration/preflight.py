@@ -118,15 +118,15 @@ def check_gpus_exist(gpus):
 
 def bench_data(bench, jobs):
     """A symbolic link in a run folder (refused before anything runs, see runs/lock.py);
-    a missing DATA folder, said once (runs would each fail on it): not for the demo, which
-    generates its data, nor when every run is finished already."""
+    a missing DATA folder, said once (runs would each fail on it): not for the demo and the
+    world, which generate their data, nor when every run is finished already."""
     from sar_prompt.runs.lock import refuse_links
     from sar_prompt.runs.result_file import read_run
 
     for job in jobs:
         for run in job.runs:
             refuse_links(run.output_dir)
-    if "demo" in bench.datasets:
+    if "demo" in bench.datasets or "world" in bench.datasets:
         return
     data = Path(bench.data).expanduser()
     if data.is_dir():
