@@ -124,7 +124,8 @@ def restarted(cluster, job_id, times):
         if job.get("JobState") == "PENDING":
             cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
         # on a loaded machine the restarted task may have ended before this looks again
-        return job.get("JobState") in ("RUNNING", "COMPLETING", "COMPLETED")
+        # (COMPLETING is not that: the stopped instance shows it right after a requeue)
+        return job.get("JobState") in ("RUNNING", "COMPLETED")
     wait_for(f"job {job_id} running again", running_again, timeout=240)
 
 
