@@ -38,11 +38,18 @@ TESTS = {
     "trainers/zsclip.py": ["tests/test_methods.py"],
     "trainers/maple.py": DEEP_TESTS,
     "trainers/promptsrc.py": DEEP_TESTS,
-    "sar_prompt/results.py": ["tests/test_results.py", "tests/test_paper_tables.py",
-                              "tests/test_sweep_table.py", "tests/test_figures.py",
-                              "tests/test_sweep_figure.py", "tests/test_guards.py", "-k",
-                              "not test_guards or results or mean_row"],
+    "trainers/sar_gradient.py": ["tests/test_sar_gradient.py"],
+    "sar_prompt/modeling/precision.py": ["tests/test_precision.py", "tests/test_sar_precision.py",
+                                         "tests/test_fidelity_fp16.py"],
+    "sar_prompt/results/diagnose.py": ["tests/test_diagnose.py", "tests/test_figures.py"],
+    "sar_prompt/results/plots.py": ["tests/test_figures.py", "tests/test_results.py"],
+    "sar_prompt/results/sweep_plot.py": ["tests/test_sweep_figure.py", "tests/test_figures.py"],
+    "sar_prompt/results/paired.py": ["tests/test_world.py", "-k", "paired or study"],
 }
+# the rest of sar_prompt/results/: the tables and the numbers in them
+RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
+                 "tests/test_sweep_table.py", "tests/test_guards.py", "-k",
+                 "not test_guards or results or mean_row"]
 
 # file -> None (all of it) or the functions ("Class.method" or "function") to mutate
 STEPS = {
@@ -58,8 +65,8 @@ STEPS = {
 
 
 def _results_files():
-    # results may be one module or a package
-    return sorted(glob.glob("sar_prompt/results.py") + glob.glob("sar_prompt/results/*.py"))
+    return sorted(p for p in glob.glob("sar_prompt/results/*.py")
+                  if not p.endswith(("__init__.py", "__main__.py")))
 
 
 def _whole(paths):
@@ -100,8 +107,8 @@ def tests_for(path):
         return TESTS[path]
     if path.startswith("sar_prompt/modeling/"):
         return MODELING_TESTS
-    if path.startswith("sar_prompt/results"):
-        return TESTS["sar_prompt/results.py"]
+    if path.startswith("sar_prompt/results/"):
+        return RESULTS_TESTS
     raise SystemExit(f"no tests are named for {path} in {__file__} (TESTS)")
 
 
