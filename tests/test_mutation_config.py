@@ -1,0 +1,55 @@
+"""scripts/mutation/mutmut_config.py names, for every file it mutates, tests that exist; its
+targets cover the method code and the results package (a new file is never left out)."""
+import glob
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config(monkeypatch):
+    monkeypatch.chdir(REPO)  # the config globs paths relative to the checkout
+    spec = importlib.util.spec_from_file_location(
+        "mutmut_config", REPO / "scripts" / "mutation" / "mutmut_config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_mutated_file_has_tests_that_exist(config):
+    files = config.target("all")
+    assert files
+    for path in files:
+        assert os.path.isfile(path), path
+        tests = config.tests_for(path)
+        named = tests[:tests.index("-k")] if "-k" in tests else tests
+        assert named, path
+        for test in named:
+            assert (REPO / test).is_file(), f"{path}: {test} does not exist"
+
+
+def test_the_named_test_lists_are_only_for_files_that_exist(config):
+    for path in config.TESTS:
+        assert os.path.isfile(path), f"TESTS names {path}, which does not exist"
+
+
+def test_the_targets_cover_the_method_and_results_code(config):
+    every = set(config.target("all"))
+    expected = {p for p in glob.glob("trainers/*.py") + glob.glob("sar_prompt/modeling/*.py")
+                + glob.glob("sar_prompt/results/*.py") if not p.endswith(
+                    ("__init__.py", "__main__.py"))} | {"sar_prompt/sar.py"}
+    assert expected <= every, sorted(expected - every)
+
+
+def test_the_step_functions_named_exist(config):
+    for path, functions in config.STEPS.items():
+        assert config.function_lines(path, functions), path
+
+
+def test_a_file_outside_the_targets_is_refused(config):
+    with pytest.raises(SystemExit, match="no tests are named"):
+        config.tests_for("sar_prompt/cli.py")

@@ -1,0 +1,139 @@
+"""Paired comparisons over seeds (sar_prompt/results/paired.py): the numbers the world study
+prints, checked against values worked out by hand."""
+import json
+import math
+
+import pytest
+
+from sar_prompt.results import paired
+from sar_prompt.results.paired import Arm, describe, pair, pair_summary, t95
+
+
+def test_describe_gives_the_sample_std_and_a_students_t_interval():
+    d = describe([1.0, 2.0, 3.0, 4.0])
+    assert d["n"] == 4 and d["mean"] == 2.5 and d["min"] == 1.0 and d["max"] == 4.0
+    assert d["std"] == pytest.approx(1.2909944)          # sqrt(5/3): n - 1 in the denominator
+    assert d["ci95"] == pytest.approx(3.182 * 1.2909944 / 2)  # t(3 df) * std / sqrt(4)
+
+
+def test_one_value_has_no_spread_and_none_has_no_mean():
+    assert describe([7.0]) == {"n": 1, "mean": 7.0, "std": None, "ci95": None, "min": 7.0,
+                               "max": 7.0}
+    assert describe([]) == {"n": 0, "mean": None, "std": None, "ci95": None, "min": None,
+                            "max": None}
+
+
+def test_students_t_by_degrees_of_freedom_then_the_normal():
+    assert t95(1) == 12.706 and t95(2) == 4.303 and t95(4) == 2.776 and t95(30) == 2.042
+    assert t95(31) == 1.96 and t95(0) == 1.96
+    table = [t95(df) for df in range(1, 31)]
+    assert all(a > b for a, b in zip(table, table[1:])) and table[-1] > 1.96
+
+
+def test_a_pair_is_taken_seed_by_seed_where_both_have_a_number():
+    arm = Arm("CoOpSAR", {1: (80.0, 70.0), 2: (82.0, 72.0), 3: (81.0, None), 5: (90.0, 90.0)})
+    baseline = Arm("CoOp", {1: (79.0, 71.0), 2: (80.0, 70.0), 3: (70.0, 70.0), 4: (1.0, 1.0)})
+    p = pair(arm, baseline)
+    assert p.label == "CoOpSAR - CoOp"
+    assert p.differences["base"] == {1: 1.0, 2: 2.0}
+    assert p.differences["new"] == {1: -1.0, 2: 2.0}
+    # HM per seed, then the difference (not the HM of the means)
+    hm = lambda b, n: 2 * b * n / (b + n)  # noqa: E731
+    assert p.differences["hm"][1] == pytest.approx(hm(80, 70) - hm(79, 71))
+    assert p.differences["hm"][2] == pytest.approx(hm(82, 72) - hm(80, 70))
+    assert set(p.differences["hm"]) == {1, 2}
+
+
+def test_a_zero_shot_baseline_is_the_same_number_for_every_seed():
+    arm = Arm("CoOp", {1: (80.0, 60.0), 2: (84.0, 66.0), 3: (82.0, 63.0)})
+    zero_shot = Arm("ZeroshotCLIP", {0: (70.0, 75.0)}, constant=True)
+    p = pair(arm, zero_shot)
+    assert p.differences["base"] == {1: 10.0, 2: 14.0, 3: 12.0}
+    assert p.differences["new"] == {1: -15.0, 2: -9.0, 3: -12.0}
+    # without `constant`, the seeds do not meet and nothing is paired
+    assert pair(arm, Arm("ZeroshotCLIP", {0: (70.0, 75.0)})).differences["base"] == {}
+
+
+def test_seeds_up_count_only_strict_gains():
+    arm = Arm("X", {1: (81.0, 70.0), 2: (80.0, 70.0), 3: (79.0, 70.0), 4: (82.0, 70.0)})
+    base = Arm("Y", {s: (80.0, 70.0) for s in (1, 2, 3, 4)})
+    summary = pair_summary(pair(arm, base), "base")
+    assert summary["up"] == 2 and summary["n"] == 4 and summary["mean"] == 0.5
+    assert pair_summary(pair(arm, base), "new")["up"] == 0
+
+
+def test_an_arms_summary_skips_missing_seeds():
+    arm = Arm("X", {1: (80.0, 70.0), 2: (None, 72.0), 3: (84.0, 74.0)})
+    assert arm.summary("base")["n"] == 2 and arm.summary("base")["mean"] == 82.0
+    assert arm.summary("new")["n"] == 2 and arm.summary("new")["mean"] == 72.0
+    assert Arm("ZS", {0: (70.0, 75.0)}, constant=True).value(9, "new") == 75.0
+    assert Arm("X", {1: (80.0, 70.0)}).value(2, "base") is None
+
+
+def study():
+    coop = Arm("CoOp", {1: (80.0, 70.0), 2: (82.0, 72.0)})
+    sar = Arm("CoOpSAR", {1: (81.0, 71.0), 2: (84.0, 71.0)})
+    zero_shot = Arm("ZeroshotCLIP", {0: (70.0, 75.0)}, constant=True)
+    return [zero_shot, coop, sar], [pair(sar, coop), pair(coop, zero_shot)]
+
+
+def test_the_markdown_table_rows():
+    arms, pairs = study()
+    text = paired.to_markdown(arms, pairs, title="World")
+    lines = text.splitlines()
+    assert lines[0] == "### World"
+    assert "| ZeroshotCLIP | zero-shot | 70.00 | 75.00 | 72.41 |" in lines
+    assert "| CoOp | 2 | 81.00 ± 1.41 | 71.00 ± 1.41 | " in text
+    # base: differences 1 and 2 -> 1.50 ± 0.71, CI 1.5 ± 12.706 * 0.7071 / sqrt(2) = ± 6.35
+    row = next(line for line in lines if line.startswith("| CoOpSAR - CoOp |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "2"
+    assert cells[2] == "+1.50 ± 0.71 [-4.85, +7.85] (2/2 up)"
+    assert cells[3] == "+0.00 ± 1.41 [-12.71, +12.71] (1/2 up)"
+    row = next(line for line in lines if line.startswith("| CoOp - ZeroshotCLIP |"))
+    assert "+11.00 ± 1.41" in row and "(2/2 up)" in row
+
+
+def test_a_pair_with_one_seed_has_no_interval_and_none_a_dash():
+    one = pair(Arm("X", {1: (81.0, 70.0)}), Arm("Y", {1: (80.0, 70.0)}))
+    text = paired.to_markdown([], [one, pair(Arm("X", {1: (1.0, 1.0)}), Arm("Y", {2: (1, 1)}))])
+    assert "| X - Y | 1 | +1.00 (1/1 up) | +0.00 (0/1 up) |" in text
+    assert "| X - Y | 0 | - | - | - |" in text
+
+
+def test_the_json_record_round_trips_and_matches_the_table():
+    arms, pairs = study()
+    record = json.loads(json.dumps(paired.to_json(arms, pairs)))
+    sar_coop = record["pairs"][0]
+    assert sar_coop["label"] == "CoOpSAR - CoOp" and sar_coop["baseline"] == "CoOp"
+    assert sar_coop["differences"]["base"] == {"1": 1.0, "2": 2.0}
+    assert sar_coop["summary"]["base"]["mean"] == 1.5 and sar_coop["summary"]["base"]["up"] == 2
+    assert math.isclose(sar_coop["summary"]["base"]["std"], math.sqrt(0.5))
+    assert record["arms"][0]["constant"] is True
+    assert record["arms"][1]["seeds"] == {"1": [80.0, 70.0], "2": [82.0, 72.0]}
+    assert record["arms"][1]["summary"]["new"]["mean"] == 71.0
+
+
+def test_the_figure_centres_the_differences_on_zero(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from sar_prompt.results.plots import _pyplot
+
+    plt = _pyplot()
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+    arms, pairs = study()
+    written = paired.plot(arms, pairs, tmp_path / "study")
+    assert sorted(p.name for p in written) == ["study.pdf", "study.png", "study.svg"]
+    assert all(p.stat().st_size > 0 for p in written)
+    (fig,) = closed
+    left, right = fig.axes[:2]
+    low, high = right.get_xlim()
+    assert low == pytest.approx(-high) and high >= 12.0  # the largest difference is +12
+    # top to bottom in the order given
+    ticks = sorted(zip(right.get_yticks(), (t.get_text() for t in right.get_yticklabels())),
+                   reverse=True)
+    assert [label for _, label in ticks] == ["CoOpSAR - CoOp", "CoOp - ZeroshotCLIP"]
+    ticks = sorted(zip(left.get_yticks(), (t.get_text() for t in left.get_yticklabels())),
+                   reverse=True)
+    assert [label for _, label in ticks] == ["ZeroshotCLIP", "CoOp", "CoOpSAR"]
