@@ -376,6 +376,55 @@ def test_published_numbers_beside_reproduced_ones_and_flags(tmp_path, capsys):
                                         "CoOp") is False
 
 
+def test_the_long_csv_rows_of_published_numbers_and_averages(tmp_path, capsys):
+    """Published numbers have no std and no seeds of ours (n 0) and name their source; an
+    average row belongs to no single config or fingerprint."""
+    path = tmp_path / "published.csv"
+    path.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,82.5,61.0,70.1,https://example.org/paper,\n")
+    write_grid(tmp_path / "runs", {"CoOp": (80.0, 60.0)})
+    assert main([str(tmp_path / "runs"), "--trainer", "CoOp", "--published",
+                 "--published-file", str(path), "--format", "csv", "--std"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    published_rows = [r for r in rows if r["kind"] == "published"]
+    assert {(r["dataset"], r["metric"], r["mean"], r["std"], r["n"], r["config"])
+            for r in published_rows} == {
+        ("dtd", "base", "82.5000", "", "0", "https://example.org/paper"),
+        ("dtd", "new", "61.0000", "", "0", "https://example.org/paper"),
+        ("dtd", "hm", "70.1000", "", "0", "https://example.org/paper")}
+    average = [r for r in rows if r["kind"] == "average"]
+    assert {r["metric"] for r in average} == {"base", "new", "hm"}
+    assert all((r["config"], r["fingerprint"], r["std"]) == ("", "", "") for r in average)
+    cells = [r for r in rows if r["kind"] == "cell"]
+    assert cells and all(r["config"] == "cfg" and r["n"] == "3" for r in cells)
+
+
+def test_harmonic_mean_of_small_and_zero_accuracies():
+    assert harmonic_mean(0.4, 0.6) == pytest.approx(0.48)
+    assert harmonic_mean(0.0, 0.0) == 0.0
+    assert harmonic_mean(0.0, 50.0) == 0.0
+
+
+def test_cross_dataset_table_averages_the_targets_and_pairs_sar(tmp_path, capsys):
+    root = tmp_path / "xd"
+    for trainer, shift in (("CoOp", 0.0), ("CoOpSAR", 2.0)):
+        for seed in (1, 2):
+            write(root, "train_all", seed, 70.0 + shift + seed, "imagenet", trainer)
+            for target, acc in (("caltech101", 90.0), ("dtd", 40.0)):
+                write(root, "test_all", seed, acc + shift + seed, target, trainer)
+    table = build_table(root, "xd", ["CoOp", "CoOpSAR"], seeds=[1, 2])
+    assert table.source == "imagenet" and table.datasets == ["imagenet", "caltech101", "dtd"]
+    avg = {(e.trainer, e.metric): e.mean for e in table.averages}
+    assert avg == {("CoOp", "accuracy"): 66.5, ("CoOpSAR", "accuracy"): 68.5}
+    deltas = {(e.trainer, e.dataset): e.mean for e in table.deltas}
+    assert deltas["CoOpSAR - CoOp", "average"] == pytest.approx(2.0)
+    assert deltas["CoOpSAR - CoOp", "imagenet"] == pytest.approx(2.0)
+    assert main([str(root), "--protocol", "xd", "--compare", "CoOp", "CoOpSAR",
+                 "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| CoOp | 71.50 | 91.50 | 41.50 | 66.50 |" in out
+
+
 def test_figures_are_pdf_svg_png_at_column_width(tmp_path):
     from PIL import Image
 
