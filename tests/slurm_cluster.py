@@ -31,7 +31,13 @@ PACKAGES = "slurmctld slurmd slurm-client munge"
 PARTITION = "debug"
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
+# `scontrol show job`'s fields that explain a job's wait or end (EligibleTime: its begin time)
+JOB_FIELDS = ("JobState", "Reason", "Restarts", "Priority", "SubmitTime", "EligibleTime",
+              "StartTime", "EndTime", "ExitCode", "NodeList")
 KILL_WAIT_S = 10  # SIGTERM to SIGKILL when a job is cancelled or requeued
+# after SIGKILL, how long a step may take to end before slurmd calls it unkillable and drains
+# the node ("Kill task failed"); a loaded machine can be slow to reap (default 60 s)
+UNKILLABLE_STEP_TIMEOUT_S = 180
 
 
 def unavailable():
@@ -139,6 +145,7 @@ class SlurmCluster:
             "SwitchType=switch/none",
             "ReturnToService=2",
             f"KillWait={KILL_WAIT_S}",
+            f"UnkillableStepTimeout={UNKILLABLE_STEP_TIMEOUT_S}",
             *self.extra_conf,
             f"{node} NodeAddr=127.0.0.1 State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
@@ -157,11 +164,11 @@ class SlurmCluster:
         finally:
             out.close()
 
-    def logs(self):
-        """The tail of every daemon's output, for an error message."""
+    def logs(self, tail=15):
+        """The last `tail` lines of every daemon's output, for an error message."""
         parts = []
         for path in sorted((self.folder / "log").glob("*")):
-            lines = path.read_text(errors="replace").splitlines()[-15:]
+            lines = path.read_text(errors="replace").splitlines()[-tail:]
             parts.append(f"--- {path.name}\n" + "\n".join(lines))
         return "\n".join(parts)
 
@@ -267,6 +274,24 @@ class SlurmCluster:
         out = self.run("scontrol", "show", "job", "--oneliner", str(job_id), check=False)
         fields = (word.split("=", 1) for word in out.stdout.split() if "=" in word)
         return dict(fields) if out.returncode == 0 else {}
+
+    def node_state(self):
+        """The node's state and reason as sinfo words them (`idle`, `drained`, `down*`, ...;
+        the reason, e.g. `Kill task failed`, or `none`), or sinfo's error."""
+        out = self.run("sinfo", "-h", "-N", "-o", "%T|%E", check=False)
+        state, _, reason = out.stdout.strip().partition("|")
+        return (state, reason) if out.returncode == 0 else ("?", out.stderr.strip())
+
+    def describe(self, job_id):
+        """A job's fields that say why it waits or ended, the node's state and the daemons'
+        logs: for a failure message."""
+        job = self.job(job_id)
+        fields = " ".join(f"{k}={job.get(k)}" for k in JOB_FIELDS) if job else "(unknown)"
+        node = self.run("scontrol", "show", "node", "--oneliner", check=False).stdout
+        flags = next((w for w in node.split() if w.startswith("State=")), "State=?")
+        state, reason = self.node_state()
+        return (f"job {job_id}: {fields}\nnode {self.node}: {state} ({flags}), reason: "
+                f"{reason}\n{self.logs(25)}")
 
     def jobs(self):
         """The ids of every job the controller holds, finished ones included."""

@@ -12,9 +12,12 @@ autocast and GradScaler replaced by the CPU ones (float16). docs/fidelity.md ("f
 amp") says how they were obtained and why the tolerance is what it is.
 
 Tolerance: 4 fp16 units in the last place (ulp) of the reference's value, i.e. 1.6e-2 for
-a loss between 4 and 8. Measured: at most 2 ulps (CoOp, KgCoOp, CoCoOp, MaPLe at depth 2
-and 9), 2.5 (PromptSRC; 7.9 before its frozen text features and text term were fp32 as
-in the reference); the reference's own fp16 run is up to 4.9 ulps from its fp32 run.
+a loss between 4 and 8; 8 for PromptSRC, whose fp16 trajectory depends on the CPU's vector
+kernels by that much (ours: 2.5 ulps from the reference on the CPU the goldens were taken
+on, 7.4 on an AVX2 one; our own run moves 4.0 ulps between torch's AVX2 and default
+kernels). PromptSRC's fp16 text features and term (7.9 ulps once) are caught by their
+dtypes, checked below. Measured otherwise: at most 2 ulps (CoOp, KgCoOp, CoCoOp, MaPLe at
+depth 2 and 9), 2.7 under amp.
 """
 import math
 
@@ -28,10 +31,14 @@ from test_fidelity_deep import fixed_prompts, vision2_clip_path  # noqa: F401 (a
 from test_trainers import record_steps
 
 ULPS = 4
+# PromptSRC's fp16 losses depend on the CPU's kernels beyond 4 ulps (see above)
+ULPS_BY_METHOD = {"PromptSRC": 8}
 # amp against fp32 where the reference's amp path cannot run: within the spread of the
 # reference's own amp run from its fp32 run (CoCoOp: 10.6 ulps)
 AMP_VS_FP32_ULPS = 12
-FINAL_RTOL = 3e-3  # of a final tensor's absolute sum (measured: at most 1.2e-3)
+# of a final tensor's absolute sum (measured: at most 1.4e-3; CoCoOp's amp meta-net bias
+# 4.0e-3 on an AVX2 CPU, 1.2e-3 on the goldens' CPU)
+FINAL_RTOL = 6e-3
 
 PREC_KEY = {"CoOp": "TRAINER.COOP.PREC", "KgCoOp": "TRAINER.COOP.PREC",
             "CoCoOp": "TRAINER.COCOOP.PREC", "MaPLe": "TRAINER.MAPLE.PREC",
@@ -250,7 +257,8 @@ def test_fp16_per_step_losses_and_final_tensors_match_the_reference(run_method, 
     trainer, steps, term_dtypes = run_method(name, "fp16")
     assert trainer.precision == "fp16" and trainer.clip_model.dtype == torch.float16
     assert term_dtypes == {tuple(golden["terms"].items())}
-    assert_within_ulps([s["loss"] for s in steps], golden["loss"], ULPS)
+    assert_within_ulps([s["loss"] for s in steps], golden["loss"],
+                       ULPS_BY_METHOD.get(name, ULPS))
     assert_final_tensors(trainer.model.prompt_learner, golden["final"])
 
 

@@ -92,7 +92,9 @@ def test_the_demo_through_slurm_ends_with_its_table(cluster, tmp_path):
     assert sorted((e["metric"], e["n"]) for e in entries) == [("base", 2), ("new", 2)]
 
 
-def wait_for(what, check, timeout=COMMAND_TIMEOUT_S, proc=None):
+def wait_for(what, check, timeout=COMMAND_TIMEOUT_S, proc=None, explain=None):
+    """`check()`'s value once true; fails after `timeout` s, or once `proc` has ended, with
+    `explain()` (what it knows of why) in the message."""
     timeout = left(timeout)
     deadline = time.monotonic() + timeout
     while True:
@@ -100,10 +102,13 @@ def wait_for(what, check, timeout=COMMAND_TIMEOUT_S, proc=None):
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the command ended before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout:.0f} s")
-        time.sleep(0.1)
+            failure = f"the command ended before {what}"
+        elif time.monotonic() > deadline:
+            failure = f"no {what} after {timeout:.0f} s"
+        else:
+            time.sleep(0.1)
+            continue
+        raise AssertionError(failure + (f"\n{explain()}" if explain else ""))
 
 
 def saved_epoch(run_dir):
@@ -114,19 +119,77 @@ def saved_epoch(run_dir):
         return 0
 
 
+# A job that ended for good (restarted is not waited for then); COMPLETED is not here: the
+# restarted task may end before the wait looks again.
+ENDED = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+         "OUT_OF_MEMORY", "PREEMPTED"}
+# Held until `scontrol release`: Slurm's requeue hold (Reason=job_requeued_in_held_state), a
+# hold after a failed launch (JobHeldAdmin) or by a user; Priority=0 in all of them
+HELD_STATES = {"REQUEUE_HOLD", "SPECIAL_EXIT", "RESV_DEL_HOLD"}
+HELD_REASONS = {"JobHeldAdmin", "JobHeldUser", "job_requeued_in_held_state"}
+
+
 def restarted(cluster, job_id, times):
-    """Wait until the job has been requeued `times` times in all and runs again. Slurm holds
-    a requeued job back a while before it may start: let it start as soon as it is pending."""
+    """Wait until the job has been requeued `times` times in all and runs again (or ran and
+    ended). Whatever state Slurm leaves the requeued job in, this lets it go on:
+    - COMPLETING (the stopped instance ending), REQUEUED, REQUEUE_FED: waited for;
+    - PENDING, Reason=BeginTime: Slurm holds a requeued job back for the old credential's
+      lifetime (AuthInfo cred_expire, 120 s); started at once instead, but only in a later
+      second than the old instance's end, as slurmd refuses a launch whose credential is no
+      newer (to the second) than the one it revoked ("Job credential revoked") and Slurm then
+      fails the job for good (FAILED, ExitCode 1; it happened: a 240 s wait on a dead job);
+    - held (REQUEUE_HOLD, JobHeldAdmin, ...): released;
+    - the node drained or down (e.g. "Kill task failed"): resumed.
+    Not stopped by the command ending: the restarted task may end it before this looks again
+    (the job then COMPLETING, as the stopped instance right after a requeue). A failure says
+    every state the job went through, and the job, node and daemons' state."""
+    start = time.monotonic()
+    seen, done = [], []  # (seconds, job state) as they change; what was done to the job
+    pending_since = None  # wall clock: when the stopped instance was seen gone
+    last_nudge = 0.0
+
+    def act(*argv):
+        nonlocal last_nudge
+        last_nudge = time.monotonic()
+        done.append(f"{time.monotonic() - start:.1f}s: {' '.join(argv[1:])}")
+        cluster.run(*argv, check=False)
+
     def running_again():
+        nonlocal pending_since
         job = cluster.job(job_id)
+        state, reason = job.get("JobState"), job.get("Reason")
+        now = (job.get("Restarts"), state, reason)
+        if not seen or seen[-1][1] != now:
+            seen.append((time.monotonic() - start, now))
         if int(job.get("Restarts", 0)) < times:
-            return False
-        if job.get("JobState") == "PENDING":
-            cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
-        # on a loaded machine the restarted task may have ended before this looks again
-        # (COMPLETING is not that: the stopped instance shows it right after a requeue)
-        return job.get("JobState") in ("RUNNING", "COMPLETED")
-    wait_for(f"job {job_id} running again", running_again, timeout=240)
+            return False  # Slurm has not requeued it yet
+        if state in ("RUNNING", "COMPLETED"):
+            return True
+        if state in ENDED:
+            raise AssertionError(f"job {job_id} {state} instead of running again after "
+                                 f"requeue {times}\n{explain()}")
+        if state == "PENDING" and pending_since is None:
+            pending_since = time.time()
+        if time.monotonic() - last_nudge < 1:
+            return False  # give each nudge time to act
+        node_state, node_reason = cluster.node_state()
+        if state in HELD_STATES or reason in HELD_REASONS or job.get("Priority") == "0":
+            act("scontrol", "release", job_id)
+        elif node_state.startswith(("drained", "down")) and not node_state.endswith("*"):
+            act("scontrol", "update", f"NodeName={cluster.node}", "State=RESUME")
+            done[-1] += f" (was {node_state}: {node_reason})"
+        elif state == "PENDING" and reason == "BeginTime" \
+                and int(time.time()) > int(pending_since):
+            act("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+        return False
+
+    def explain():
+        states = ", ".join(f"{t:.1f}s: Restarts={r} {s} ({why})" for t, (r, s, why) in seen)
+        return (f"the job went {states}\n"
+                f"done to it: {'; '.join(done) or 'nothing'}\n{cluster.describe(job_id)}")
+
+    wait_for(f"job {job_id} running again after requeue {times}", running_again, timeout=240,
+             explain=explain)
 
 
 def test_a_task_requeued_by_slurm_and_by_submitit_resumes_bit_exact(cluster, tmp_path):

@@ -113,6 +113,8 @@ def test_results_sweep_refuses_an_incomplete_point_unless_allowed(tmp_path, caps
     assert main(sweep_args(tmp_path, "--allow-partial", "--format", "markdown")) == 0
     out = capsys.readouterr().out
     assert "(2/3)" in out and "Not finished (averaged over what there is): SAR.WEIGHT=5" in out
+    # a sweep's points are not fingerprint groups: no "[fp ...]" rows or note
+    assert "[fp" not in out
 
 
 def test_x_against_xsar_at_a_chosen_point(tmp_path, capsys):

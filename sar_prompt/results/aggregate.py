@@ -48,7 +48,7 @@ class Entry:
     dataset: str
     shots: int
     metric: str
-    mean: float = None
+    mean: float
     std: float = None
     n: int = 0
     values: dict = field(default_factory=dict)
@@ -64,7 +64,7 @@ class Table:
     datasets: list
     seeds: list
     shots: list
-    source: str = ""
+    source: str                                    # a transfer protocol's source dataset, or ""
     entries: list = field(default_factory=list)
     averages: list = field(default_factory=list)
     deltas: list = field(default_factory=list)
