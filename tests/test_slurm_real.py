@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sar_prompt.orchestration.slurm import UNFINISHED
 from slurm_cluster import SlurmCluster, unavailable
 
 pytest.importorskip("submitit")
@@ -119,10 +120,6 @@ def saved_epoch(run_dir):
         return 0
 
 
-# A job that ended for good (restarted is not waited for then); COMPLETED is not here: the
-# restarted task may end before the wait looks again.
-ENDED = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
-         "OUT_OF_MEMORY", "PREEMPTED"}
 # Held until `scontrol release`: Slurm's requeue hold (Reason=job_requeued_in_held_state), a
 # hold after a failed launch (JobHeldAdmin) or by a user; Priority=0 in all of them
 HELD_STATES = {"REQUEUE_HOLD", "SPECIAL_EXIT", "RESV_DEL_HOLD"}
@@ -148,10 +145,10 @@ def restarted(cluster, job_id, times):
     pending_since = None  # wall clock: when the stopped instance was seen gone
     last_nudge = 0.0
 
-    def act(*argv):
+    def act(*argv, note=""):
         nonlocal last_nudge
         last_nudge = time.monotonic()
-        done.append(f"{time.monotonic() - start:.1f}s: {' '.join(argv[1:])}")
+        done.append(f"{time.monotonic() - start:.1f}s: {' '.join(argv[1:])}{note}")
         cluster.run(*argv, check=False)
 
     def running_again():
@@ -165,21 +162,24 @@ def restarted(cluster, job_id, times):
             return False  # Slurm has not requeued it yet
         if state in ("RUNNING", "COMPLETED"):
             return True
-        if state in ENDED:
+        # ended for good (COMPLETED is not: the restarted task may end before this looks)
+        if state not in UNFINISHED:
             raise AssertionError(f"job {job_id} {state} instead of running again after "
                                  f"requeue {times}\n{explain()}")
         if state == "PENDING" and pending_since is None:
             pending_since = time.time()
         if time.monotonic() - last_nudge < 1:
             return False  # give each nudge time to act
-        node_state, node_reason = cluster.node_state()
         if state in HELD_STATES or reason in HELD_REASONS or job.get("Priority") == "0":
             act("scontrol", "release", job_id)
-        elif node_state.startswith(("drained", "down")) and not node_state.endswith("*"):
-            act("scontrol", "update", f"NodeName={cluster.node}", "State=RESUME")
-            done[-1] += f" (was {node_state}: {node_reason})"
-        elif state == "PENDING" and reason == "BeginTime" \
-                and int(time.time()) > int(pending_since):
+            return False
+        if state != "PENDING":
+            return False  # COMPLETING, REQUEUED, ...: Slurm moves on by itself
+        node_state, node_reason = cluster.node_state()  # a drained node keeps it pending
+        if node_state.startswith(("drained", "down")) and not node_state.endswith("*"):
+            act("scontrol", "update", f"NodeName={cluster.node}", "State=RESUME",
+                note=f" (was {node_state}: {node_reason})")
+        elif reason == "BeginTime" and int(time.time()) > int(pending_since):
             act("scontrol", "update", f"JobId={job_id}", "StartTime=now")
         return False
 
