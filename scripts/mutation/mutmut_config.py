@@ -45,6 +45,8 @@ TESTS = {
     "sar_prompt/results/plots.py": ["tests/test_figures.py", "tests/test_results.py"],
     "sar_prompt/results/sweep_plot.py": ["tests/test_sweep_figure.py", "tests/test_figures.py"],
     "sar_prompt/results/paired.py": ["tests/test_paired.py"],
+    "sar_prompt/results/seed_tables.py": ["tests/test_seed_tables.py", "tests/test_guards.py",
+                                          "-k", "seed or mean_row"],
 }
 # the rest of sar_prompt/results/: the tables and the numbers in them
 RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
