@@ -103,3 +103,97 @@ def test_a_term_without_gradient_has_norm_zero_and_an_infinite_ratio_is_said():
     assert sar_gradient.gradient_norm(torch.tensor(3.0), [weight]) == 0.0
     ratio, line = sar_gradient.ratio_line(1, 2.0, 0.0, ["ce"])
     assert math.isinf(ratio) and "ratio inf" in line
+
+
+# -- the log's arithmetic on a hand-built step (no CLIP): norms, step numbers, the warning --
+class _Learner(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ctx = torch.nn.Parameter(torch.zeros(2))
+        self.frozen = torch.nn.Parameter(torch.zeros(2), requires_grad=False)
+
+
+class _Step:
+    def __init__(self, terms):
+        self.terms = terms
+
+
+def fake_trainer(epoch, batch_idx, num_batches=5, scale=None):
+    from types import SimpleNamespace
+
+    learner = _Learner()
+    trainer = SimpleNamespace(epoch=epoch, batch_idx=batch_idx, num_batches=num_batches,
+                              model=SimpleNamespace(prompt_learner=learner))
+    trainer.written = capture_scalars(trainer)
+    if scale is not None:
+        trainer.scaler = SimpleNamespace(get_scale=lambda: scale)
+    return trainer, learner.ctx
+
+
+def hand_terms(ctx):
+    """ce's gradient on ctx is (3, 4) (norm 5), sar's is (0, 2) (norm 2 before its weight);
+    a zero-weight term with a gradient of its own is no part of the method's norm."""
+    return {"ce": (1.0, ctx @ torch.tensor([3.0, 4.0])),
+            "kg": (0.0, ctx @ torch.tensor([100.0, 0.0])),
+            "sar": (2.0, ctx @ torch.tensor([0.0, 2.0]))}
+
+
+def test_gradient_norm_is_the_euclidean_norm_over_all_parameters():
+    a = torch.zeros(2, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    unused = torch.zeros(3, requires_grad=True)
+    value = a @ torch.tensor([1.0, 2.0]) + 2.0 * b.sum()
+    assert sar_gradient.gradient_norm(value, [a, b, unused]) == pytest.approx(3.0)  # |(1,2,2)|
+    assert sar_gradient.gradient_norm(value, [a, b], scale=1024.0) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("scale", [None, 1024.0])
+def test_the_log_on_a_hand_built_step(scale, capsys):
+    # epoch 3 of 5 batches, batch 4: Dassl's n_iter is 19, the 20th step (a measured one)
+    trainer, ctx = fake_trainer(epoch=3, batch_idx=4, scale=scale)
+    log = sar_gradient.GradientScaleLog()
+    ratio = log(trainer, _Step(hand_terms(ctx)), weight=30.0)
+    # SAR: 30 * 2 = 60; the method: |(3, 4)| = 5 -> ratio 12, over WARN_RATIO
+    assert ratio == pytest.approx(12.0)
+    assert trainer.written == [(sar_gradient.TAG, pytest.approx(12.0), 19)]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("[sar_prompt] SAR gradient scale, step 20: |grad SAR| 60, |grad ce| 5, "
+                      "ratio 12")
+    assert out[1].startswith("[sar_prompt] warning: SAR's gradient on the learnable prompt is "
+                             "12x the method's (step 20)")
+    assert "TRAINER.SAR.WEIGHT is 30; a WEIGHT of 2.5 would make them equal" in out[1]
+    # warned once: the next measured step prints its ratio only
+    trainer.epoch, trainer.batch_idx = 7, 9  # n_iter 44, step 45: not measured
+    assert log(trainer, _Step(hand_terms(ctx)), weight=30.0) is None
+    trainer.epoch, trainer.batch_idx = 7, 4  # n_iter 39, step 40
+    assert log(trainer, _Step(hand_terms(ctx)), weight=30.0) == pytest.approx(12.0)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "step 40" in out[0]
+    assert [step for _, _, step in trainer.written] == [19, 39]
+
+
+def test_the_log_names_every_weighted_method_term_and_stays_quiet_below_the_threshold(capsys):
+    trainer, ctx = fake_trainer(epoch=0, batch_idx=0)
+    terms = hand_terms(ctx)
+    terms["kg"] = (0.5, ctx @ torch.tensor([0.0, -8.0]))  # method: (3, 4) + 0.5 (0, -8) = (3, 0)
+    ratio = sar_gradient.GradientScaleLog()(trainer, _Step(terms), weight=1.0)
+    assert ratio == pytest.approx(2.0 / 3.0)
+    out = capsys.readouterr().out
+    assert "|grad ce+kg| 3, ratio 0.667" in out and "warning" not in out
+
+
+def test_the_log_measures_nothing_outside_the_training_loop(capsys):
+    trainer, ctx = fake_trainer(epoch=0, batch_idx=0)
+    del trainer.num_batches  # not inside Dassl's loop
+    assert sar_gradient.GradientScaleLog()(trainer, _Step(hand_terms(ctx)), 1.0) is None
+    trainer, ctx = fake_trainer(epoch=0, batch_idx=0)
+    with torch.no_grad():
+        assert sar_gradient.GradientScaleLog()(trainer, _Step(hand_terms(ctx)), 1.0) is None
+    assert capsys.readouterr().out == "" and trainer.written == []
+
+
+def test_the_warning_suggests_a_weight_only_for_a_finite_positive_ratio():
+    assert "a WEIGHT of 0.25 would make them equal" in sar_gradient.warning(3, 40.0, 10.0)
+    for ratio in (math.inf, 0.0):
+        text = sar_gradient.warning(3, ratio, 10.0)
+        assert "would make them equal" not in text and "TRAINER.SAR.WEIGHT is 10 (" in text

@@ -52,6 +52,7 @@ TESTS = {
 RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
                  "tests/test_sweep_table.py", "tests/test_guards.py", "-k",
                  "not test_guards or results or mean_row"]
+TESTS["sar_prompt/results/records.py"] = ["tests/test_records.py", *RESULTS_TESTS]
 
 # file -> None (all of it) or the functions ("Class.method" or "function") to mutate
 STEPS = {
