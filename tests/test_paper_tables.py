@@ -106,6 +106,22 @@ def test_every_sar_pair_stays_when_zero_shot_clip_is_compared_too(tmp_path, caps
         assert md.count("| *Δ ") == expected and "| *Δ CoOpSAR − CoOp* |" in md
 
 
+def test_delta_pairs_for_every_mix_of_trainers():
+    from sar_prompt.results import delta_pairs
+
+    zs = "ZeroshotCLIP"
+    # each XSAR with its X; zero-shot pairs only when asked, after them
+    assert delta_pairs([zs, "CoOp", "CoOpSAR"]) == [("CoOpSAR", "CoOp")]
+    assert delta_pairs([zs, "CoOp", "CoOpSAR"], zero_shot=True) == [
+        ("CoOpSAR", "CoOp"), ("CoOp", zs), ("CoOpSAR", zs)]
+    # no XSAR - X pair: every trainer against zero-shot CLIP when it is there, else the first;
+    # a SAR variant whose method is absent is one of these (not paired with the absent method)
+    assert delta_pairs(["CoOp", zs, "KgCoOp"]) == [("CoOp", zs), ("KgCoOp", zs)]
+    assert delta_pairs(["CoOp", "MaPLeSAR", "KgCoOp"]) == [("MaPLeSAR", "CoOp"),
+                                                           ("KgCoOp", "CoOp")]
+    assert delta_pairs(["CoOp"]) == [] and delta_pairs([zs]) == [] and delta_pairs([]) == []
+
+
 def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):
     write_grid(tmp_path / "base2new", {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
     assert main([str(tmp_path / "base2new")]) == 0  # no --trainer, no --compare

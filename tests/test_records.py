@@ -59,5 +59,19 @@ def test_on_disk_summary(tmp_path):
     assert on_disk_summary([]) == "nothing on disk"
     make_runs(tmp_path, seeds=[2, 1])
     make_runs(tmp_path, config="other", seeds=[3], shots=4)
+    make_runs(tmp_path, config="cfg", seeds=[7], shots=4)
     assert on_disk_summary(scan(tmp_path)) == (
-        "shots_4/other: seed 3 found; shots_16/cfg: seeds 1 2 found")
+        "shots_4/cfg: seed 7 found; shots_4/other: seed 3 found; shots_16/cfg: seeds 1 2 found")
+
+
+def test_seed_folders_are_the_seed_directories_only(tmp_path):
+    from sar_prompt.results.records import is_seed_folder_parent, seed_folders
+
+    assert not is_seed_folder_parent(tmp_path)
+    (tmp_path / "seed10").mkdir()
+    (tmp_path / "seed2").mkdir()
+    (tmp_path / "seed3").write_text("a file")
+    (tmp_path / "logs").mkdir()
+    assert seed_folders(tmp_path) == {2: tmp_path / "seed2", 10: tmp_path / "seed10"}
+    assert list(seed_folders(tmp_path)) == [2, 10]
+    assert is_seed_folder_parent(tmp_path) and not is_seed_folder_parent(tmp_path / "seed3")
