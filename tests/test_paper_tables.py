@@ -122,6 +122,34 @@ def test_delta_pairs_for_every_mix_of_trainers():
     assert delta_pairs(["CoOp"]) == [] and delta_pairs([zs]) == [] and delta_pairs([]) == []
 
 
+def test_average_rows_of_trainers_with_results_on_fewer_datasets(tmp_path):
+    """--allow-partial: each average row is over the datasets that trainer has (its n says
+    how many, the HM row's too); a trainer with no complete cell has no average row; the
+    per-seed averages behind a delta's std are over the trainer's own datasets."""
+    from sar_prompt.results.aggregate import seed_averages
+
+    for dataset, offset in (("dtd", 0), ("eurosat", 10)):
+        for seed in (1, 2):
+            write(tmp_path, "train_base", seed, 70 + offset + seed, dataset, "CoOp")
+            write(tmp_path, "test_new", seed, 60 + offset + seed, dataset, "CoOp")
+    for seed in (1, 2):
+        write(tmp_path, "train_base", seed, 80 + seed, "dtd", "CoOpSAR")
+        write(tmp_path, "test_new", seed, 64 + 2 * seed, "dtd", "CoOpSAR")
+    write(tmp_path, "train_base", 1, 50.0, "dtd", "KgCoOp")  # no new result: no complete cell
+    table = build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR", "KgCoOp"],
+                        datasets=["dtd", "eurosat"], allow_partial=True)
+    rows = {(e.trainer, e.metric): (e.mean, e.n) for e in table.averages}
+    assert rows == {
+        ("CoOp", "base"): (76.5, 2), ("CoOp", "new"): (66.5, 2),
+        ("CoOp", "hm"): (pytest.approx(2 * 76.5 * 66.5 / 143), 2),
+        ("CoOpSAR", "base"): (81.5, 1), ("CoOpSAR", "new"): (67.0, 1),
+        ("CoOpSAR", "hm"): (pytest.approx(2 * 81.5 * 67.0 / 148.5), 1)}
+    per_seed = seed_averages(table, "CoOpSAR", 16)  # dtd's seeds alone
+    assert per_seed["base"] == {1: 81.0, 2: 82.0} and per_seed["new"] == {1: 66.0, 2: 68.0}
+    assert per_seed["hm"][1] == pytest.approx(2 * 81 * 66 / 147)
+    assert seed_averages(table, "CoOp", 16)["base"] == {1: 76.0, 2: 77.0}
+
+
 def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):
     write_grid(tmp_path / "base2new", {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
     assert main([str(tmp_path / "base2new")]) == 0  # no --trainer, no --compare

@@ -90,7 +90,7 @@ def test_measuring_changes_no_number(build_trainer, tmp_path, monkeypatch):
 def test_the_norm_is_taken_at_the_loss_scale_so_fp16_gradients_do_not_underflow():
     weight = torch.ones(4, dtype=torch.float16, requires_grad=True)
     value = (weight * 1e-4).sum() * 1e-4  # d/dweight = 1e-8: below fp16's smallest number
-    assert sar_gradient.gradient_norm(value, [weight]) == 0.0
+    assert sar_gradient.gradient_norm(value, [weight], 1.0) == 0.0
     # 65536 (GradScaler's first scale) overflows fp16 here: a 256th of it is used instead
     for scale in (1024.0, 65536.0):
         norm = sar_gradient.gradient_norm(value, [weight], scale=scale)
@@ -98,9 +98,17 @@ def test_the_norm_is_taken_at_the_loss_scale_so_fp16_gradients_do_not_underflow(
     assert weight.grad is None  # nothing accumulated
 
 
+def test_a_gradient_that_overflows_at_every_scale_but_none_is_taken_unscaled():
+    weight = torch.ones(1, dtype=torch.float16, requires_grad=True)
+    value = (weight * 40000.0).sum()  # d/dweight = 40000: fp16 holds it, not twice it
+    assert sar_gradient.gradient_norm(value, [weight], 1024.0) == 40000.0
+
+
 def test_a_term_without_gradient_has_norm_zero_and_an_infinite_ratio_is_said():
     weight = torch.ones(2, requires_grad=True)
-    assert sar_gradient.gradient_norm(torch.tensor(3.0), [weight]) == 0.0
+    assert sar_gradient.gradient_norm(torch.tensor(3.0), [weight], 1.0) == 0.0
+    other = torch.ones(2, requires_grad=True)  # a value with a graph, but not on `weight`
+    assert sar_gradient.gradient_norm(other.sum(), [weight], 1.0) == 0.0
     ratio, line = sar_gradient.ratio_line(1, 2.0, 0.0, ["ce"])
     assert math.isinf(ratio) and "ratio inf" in line
 
@@ -143,7 +151,8 @@ def test_gradient_norm_is_the_euclidean_norm_over_all_parameters():
     b = torch.zeros(1, requires_grad=True)
     unused = torch.zeros(3, requires_grad=True)
     value = a @ torch.tensor([1.0, 2.0]) + 2.0 * b.sum()
-    assert sar_gradient.gradient_norm(value, [a, b, unused]) == pytest.approx(3.0)  # |(1,2,2)|
+    # the gradient is (1, 2) on a and (2,) on b: norm 3
+    assert sar_gradient.gradient_norm(value, [a, b, unused], 1.0) == pytest.approx(3.0)
     assert sar_gradient.gradient_norm(value, [a, b], scale=1024.0) == pytest.approx(3.0)
 
 
@@ -155,7 +164,8 @@ def test_the_log_on_a_hand_built_step(scale, capsys):
     ratio = log(trainer, _Step(hand_terms(ctx)), weight=30.0)
     # SAR: 30 * 2 = 60; the method: |(3, 4)| = 5 -> ratio 12, over WARN_RATIO
     assert ratio == pytest.approx(12.0)
-    assert trainer.written == [(sar_gradient.TAG, pytest.approx(12.0), 19)]
+    # the tag docs/world.md names
+    assert trainer.written == [("train/sar_grad_ratio", pytest.approx(12.0), 19)]
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("[sar_prompt] SAR gradient scale, step 20: |grad SAR| 60, |grad ce| 5, "
                       "ratio 12")
@@ -190,6 +200,15 @@ def test_the_log_measures_nothing_outside_the_training_loop(capsys):
     with torch.no_grad():
         assert sar_gradient.GradientScaleLog()(trainer, _Step(hand_terms(ctx)), 1.0) is None
     assert capsys.readouterr().out == "" and trainer.written == []
+
+
+@pytest.mark.parametrize("weight, warns", [(25.0, False), (26.0, True)])
+def test_the_warning_is_for_a_ratio_over_ten(weight, warns, capsys):
+    """docs/config.md and docs/world.md promise a warning when SAR's gradient is over 10
+    times the method's: ratio 50 / 5 = 10 is quiet, 52 / 5 = 10.4 warns."""
+    trainer, ctx = fake_trainer(epoch=0, batch_idx=1)
+    sar_gradient.GradientScaleLog()(trainer, _Step(hand_terms(ctx)), weight=weight)
+    assert ("warning: SAR's gradient" in capsys.readouterr().out) == warns
 
 
 def test_the_warning_suggests_a_weight_only_for_a_finite_positive_ratio():

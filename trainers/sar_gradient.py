@@ -31,7 +31,7 @@ def logged_step(n):
     return rest == 0 and tens & (tens - 1) == 0
 
 
-def gradient_norm(value, params, scale=1.0):
+def gradient_norm(value, params, scale):
     """The norm of d(value)/d(params), computed at `scale` times the value and divided
     back (fp16 gradients too small to hold unscaled are kept); where that overflows, at a
     256th of the scale, then unscaled. 0 when `value` does not depend on `params`."""

@@ -139,7 +139,7 @@ def _stat(values):
     return statistics.fmean(vals), statistics.pstdev(vals)
 
 
-def cell_entries(protocol, trainer, dataset, shots, config, by_metric, group="", once=False):
+def cell_entries(protocol, trainer, dataset, shots, config, by_metric, group, once):
     """Entries of one cell from {metric: {seed: accuracy}}; `once`: a single evaluation
     (zero-shot), reported without a std."""
     out = []
