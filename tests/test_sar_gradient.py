@@ -111,6 +111,7 @@ def test_a_term_without_gradient_has_norm_zero_and_an_infinite_ratio_is_said():
     assert sar_gradient.gradient_norm(other.sum(), [weight], 1.0) == 0.0
     ratio, line = sar_gradient.ratio_line(1, 2.0, 0.0, ["ce"])
     assert math.isinf(ratio) and "ratio inf" in line
+    assert sar_gradient.ratio_line(1, 0.2, 0.5, ["ce"])[0] == pytest.approx(0.4)  # norms < 1
 
 
 # -- the log's arithmetic on a hand-built step (no CLIP): norms, step numbers, the warning --
