@@ -2,11 +2,13 @@
 LaTeX compiled with pdflatex (where it is installed) into one page-width table, the
 --allow-partial rule, published averages never beside a subset's, relabelling and bold
 best values."""
+import math
 import re
 import shutil
 import subprocess
 
 import pytest
+from pytest import approx
 
 from sar_prompt.catalog import BENCHMARK
 from sar_prompt.results import build_table, main, to_latex, to_markdown
@@ -148,6 +150,39 @@ def test_average_rows_of_trainers_with_results_on_fewer_datasets(tmp_path):
     assert per_seed["base"] == {1: 81.0, 2: 82.0} and per_seed["new"] == {1: 66.0, 2: 68.0}
     assert per_seed["hm"][1] == pytest.approx(2 * 81 * 66 / 147)
     assert seed_averages(table, "CoOp", 16)["base"] == {1: 76.0, 2: 77.0}
+
+
+def test_delta_rows_are_paired_seed_by_seed_on_every_row(tmp_path):
+    """A delta cell's std is that of its per-seed differences: a dataset's own seeds on a
+    dataset's row, the seeds' averages over the datasets on the average row, and a zero-shot
+    baseline's single evaluation standing for every seed."""
+    runs = {("CoOp", "dtd"): (80, 82, 84), ("CoOp", "eurosat"): (90, 82, 84),
+            ("CoOpSAR", "dtd"): (81, 81, 86), ("CoOpSAR", "eurosat"): (91, 85, 86)}
+    for (trainer, dataset), bases in runs.items():
+        for seed, base in enumerate(bases, 1):
+            write(tmp_path, "train_base", seed, float(base), dataset, trainer)
+            write(tmp_path, "test_new", seed, 70.0, dataset, trainer)
+    for dataset, base in (("dtd", 70.0), ("eurosat", 72.0)):
+        write(tmp_path, "train_base", 1, base, dataset, "ZeroshotCLIP")
+        write(tmp_path, "test_new", 1, 75.0, dataset, "ZeroshotCLIP")
+    table = build_table(tmp_path, "base2new", ["ZeroshotCLIP", "CoOp", "CoOpSAR"],
+                        zero_shot_deltas=True)
+    got = {(e.trainer, e.dataset): (e.mean, e.std, e.n, e.values) for e in table.deltas
+           if e.metric == "base"}
+    sqrt = math.sqrt
+    assert got["CoOpSAR - CoOp", "dtd"] == (approx(2 / 3), approx(sqrt(42 / 27)), 3,
+                                             {1: 1.0, 2: -1.0, 3: 2.0})
+    assert got["CoOpSAR - CoOp", "eurosat"] == (approx(2.0), approx(sqrt(2 / 3)), 3,
+                                                 {1: 1.0, 2: 3.0, 3: 2.0})
+    # the average row: per seed, the difference of the averages over dtd and eurosat
+    assert got["CoOpSAR - CoOp", "average"] == (approx(4 / 3), approx(sqrt(6 / 27)), 3,
+                                                 {1: 1.0, 2: 1.0, 3: 2.0})
+    # zero-shot CLIP's one evaluation (dtd 70, eurosat 72: average 71) for every seed
+    assert got["CoOp - ZeroshotCLIP", "dtd"] == (12.0, approx(sqrt(8 / 3)), 3,
+                                                 {1: 10.0, 2: 12.0, 3: 14.0})
+    assert got["CoOp - ZeroshotCLIP", "average"][2:] == (3, {1: 14.0, 2: 11.0, 3: 13.0})
+    news = {e.values[1] for e in table.deltas if e.metric == "new" and e.dataset == "dtd"}
+    assert news == {0.0, -5.0}  # CoOpSAR - CoOp, and each method - ZeroshotCLIP
 
 
 def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):

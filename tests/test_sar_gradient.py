@@ -212,8 +212,33 @@ def test_the_warning_is_for_a_ratio_over_ten(weight, warns, capsys):
     assert ("warning: SAR's gradient" in capsys.readouterr().out) == warns
 
 
+def test_under_amp_the_norms_are_taken_at_the_gradient_scalers_scale(capsys):
+    """fp16 gradients of 3e-9 to 6e-8 vanish (or round to fp16's smallest number) unscaled;
+    at the GradScaler's scale they are measured: SAR 30 * |(0, 2e-9)| over |(3e-9, 4e-9)|."""
+    ratios = {}
+    for scale in (None, 1024.0):
+        trainer, _ = fake_trainer(epoch=0, batch_idx=0, scale=scale)
+        ctx = trainer.model.prompt_learner.ctx
+        ctx.data = ctx.data.half()
+        tiny = 1e-5  # times the fp16 weights below: gradients of a few 1e-9
+        terms = {"ce": (1.0, (ctx * torch.tensor([3e-4, 4e-4]).half()).sum() * tiny),
+                 "sar": (30.0, (ctx * torch.tensor([0.0, 2e-4]).half()).sum() * tiny)}
+        ratios[scale] = sar_gradient.GradientScaleLog()(trainer, _Step(terms), weight=30.0)
+    assert math.isinf(ratios[None])  # the method's gradient underflowed to 0
+    assert ratios[1024.0] == pytest.approx(12.0, rel=0.05)
+
+
+def test_the_warning_text():
+    assert sar_gradient.warning(3, 40.0, 10.0) == (
+        "[sar_prompt] warning: SAR's gradient on the learnable prompt is 40x the method's "
+        "(step 3): SAR, not the task, drives the context. TRAINER.SAR.WEIGHT is 10; a WEIGHT "
+        "of 0.25 would make them equal at this step (docs/world.md shows what this did in the "
+        "synthetic world).")
+
+
 def test_the_warning_suggests_a_weight_only_for_a_finite_positive_ratio():
     assert "a WEIGHT of 0.25 would make them equal" in sar_gradient.warning(3, 40.0, 10.0)
+    assert "a WEIGHT of 20 would make them equal" in sar_gradient.warning(3, 0.5, 10.0)
     for ratio in (math.inf, 0.0):
         text = sar_gradient.warning(3, ratio, 10.0)
         assert "would make them equal" not in text and "TRAINER.SAR.WEIGHT is 10 (" in text
