@@ -185,6 +185,18 @@ def test_delta_rows_are_paired_seed_by_seed_on_every_row(tmp_path):
     assert news == {0.0, -5.0}  # CoOpSAR - CoOp, and each method - ZeroshotCLIP
 
 
+def test_a_trained_baseline_with_one_seed_is_paired_on_that_seed_only(tmp_path):
+    write(tmp_path, "train_base", 1, 80.0, "dtd", "CoOp")
+    write(tmp_path, "test_new", 1, 70.0, "dtd", "CoOp")
+    for seed in (1, 2, 3):
+        write(tmp_path, "train_base", seed, 80.0 + seed, "dtd", "CoOpSAR")
+        write(tmp_path, "test_new", seed, 70.0, "dtd", "CoOpSAR")
+    table = build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], seeds=[1, 2, 3],
+                        allow_partial=True)
+    (delta,) = [e for e in table.deltas if e.dataset == "dtd" and e.metric == "base"]
+    assert (delta.n, delta.std, delta.values) == (1, None, {1: 1.0})
+
+
 def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):
     write_grid(tmp_path / "base2new", {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)})
     assert main([str(tmp_path / "base2new")]) == 0  # no --trainer, no --compare

@@ -208,7 +208,7 @@ def seed_averages(table, trainer, shots):
 
 
 def _seed_deltas(table, trainer, baseline, dataset, shots, metric):
-    """{seed: trainer's value - baseline's} on the seeds both have (a zero-shot trainer's
+    """{seed: trainer's value - baseline's} on the seeds both have (a zero-shot baseline's
     single value stands for every seed); () when the seeds are not known."""
     def per_seed(t):
         if dataset == AVERAGE:
@@ -217,10 +217,8 @@ def _seed_deltas(table, trainer, baseline, dataset, shots, metric):
         return e.values if e is not None else {}
 
     a, b = per_seed(baseline), per_seed(trainer)
-    if baseline in table.zero_shot and len(a) == 1:
+    if baseline in table.zero_shot and len(a) == 1:  # (zero-shot CLIP is never the trainer)
         a = {s: next(iter(a.values())) for s in b}
-    if trainer in table.zero_shot and len(b) == 1:
-        b = {s: next(iter(b.values())) for s in a}
     return {s: b[s] - a[s] for s in sorted(set(a) & set(b))}
 
 
