@@ -53,3 +53,19 @@ def test_the_step_functions_named_exist(config):
 def test_a_file_outside_the_targets_is_refused(config):
     with pytest.raises(SystemExit, match="no tests are named"):
         config.tests_for("sar_prompt/cli.py")
+
+
+def test_mutants_above_the_from_line_are_skipped(config, monkeypatch):
+    from types import SimpleNamespace
+
+    def hook(line):  # mutmut's context for a mutant on 1-based `line` of a results file
+        context = SimpleNamespace(filename="sar_prompt/results/records.py",
+                                  current_line_index=line - 1, skip=False,
+                                  config=SimpleNamespace(test_command=None))
+        config.pre_mutation(context)
+        return context
+
+    monkeypatch.setenv("SAR_MUTATION_TARGET", "results")
+    assert not hook(1).skip and "tests/test_records.py" in hook(1).config.test_command
+    monkeypatch.setenv("SAR_MUTATION_FROM_LINE", "99")
+    assert hook(98).skip and not hook(99).skip and not hook(120).skip

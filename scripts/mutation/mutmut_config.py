@@ -167,6 +167,11 @@ def pre_mutation(context):
         context.skip = True
         return
     functions = spec[path]
+    # SAR_MUTATION_FROM_LINE=N: only mutants on line N (1-based) or below, to go on reading
+    # a file's survivors from where an earlier run's reading stopped
+    if context.current_line_index + 1 < int(os.environ.get("SAR_MUTATION_FROM_LINE", "1")):
+        context.skip = True
+        return
     if functions is not None and context.current_line_index not in function_lines(path,
                                                                                   functions):
         context.skip = True
