@@ -150,6 +150,35 @@ def test_average_rows_of_trainers_with_results_on_fewer_datasets(tmp_path):
     assert per_seed["base"] == {1: 81.0, 2: 82.0} and per_seed["new"] == {1: 66.0, 2: 68.0}
     assert per_seed["hm"][1] == pytest.approx(2 * 81 * 66 / 147)
     assert seed_averages(table, "CoOp", 16)["base"] == {1: 76.0, 2: 77.0}
+    # averages over different datasets: no delta on the average row, and a warning saying why
+    assert {e.dataset for e in table.deltas} == {"dtd"}
+    assert table.warnings == ["the averages of CoOp and CoOpSAR cover different datasets; "
+                              "no delta for the average row."]
+
+
+def test_the_average_delta_needs_both_averages_over_the_same_datasets(tmp_path):
+    """Zero-shot CLIP on dtd alone, listed between CoOp and CoOpSAR (both on dtd and eurosat),
+    takes nothing from their average delta; a baseline with no average row gets no
+    warning about it (there is nothing to compare)."""
+    for dataset in ("dtd", "eurosat"):
+        for seed in (1, 2):
+            for trainer, base in (("CoOp", 80.0), ("CoOpSAR", 82.0)):
+                write(tmp_path, "train_base", seed, base + seed, dataset, trainer)
+                write(tmp_path, "test_new", seed, 70.0, dataset, trainer)
+    write(tmp_path, "train_base", 1, 60.0, "dtd", "ZeroshotCLIP")
+    write(tmp_path, "test_new", 1, 60.0, "dtd", "ZeroshotCLIP")
+    table = build_table(tmp_path, "base2new", ["CoOp", "ZeroshotCLIP", "CoOpSAR"],
+                        allow_partial=True)
+    average = [e for e in table.deltas if e.dataset == "average" and e.metric == "base"]
+    assert [(e.trainer, e.mean) for e in average] == [("CoOpSAR - CoOp", 2.0)]
+    assert table.warnings == []
+    write(tmp_path, "train_base", 1, 50.0, "dtd", "KgCoOp")  # no complete cell anywhere
+    for seed in (1, 2):
+        write(tmp_path, "train_base", seed, 90.0, "dtd", "KgCoOpSAR")
+        write(tmp_path, "test_new", seed, 70.0, "dtd", "KgCoOpSAR")
+    table = build_table(tmp_path, "base2new", ["KgCoOp", "KgCoOpSAR"], datasets=["dtd"],
+                        allow_partial=True)
+    assert table.pairs == [("KgCoOpSAR", "KgCoOp")] and table.warnings == []
 
 
 def test_delta_rows_are_paired_seed_by_seed_on_every_row(tmp_path):
