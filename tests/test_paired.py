@@ -109,7 +109,7 @@ def test_the_json_record_round_trips_and_matches_the_table():
     assert sar_coop["differences"]["base"] == {"1": 1.0, "2": 2.0}
     assert sar_coop["summary"]["base"]["mean"] == 1.5 and sar_coop["summary"]["base"]["up"] == 2
     assert math.isclose(sar_coop["summary"]["base"]["std"], math.sqrt(0.5))
-    assert record["arms"][0]["constant"] is True
+    assert record["arms"][0]["constant"] is True and record["arms"][1]["constant"] is False
     assert record["arms"][1]["seeds"] == {"1": [80.0, 70.0], "2": [82.0, 72.0]}
     assert record["arms"][1]["summary"]["new"]["mean"] == 71.0
 

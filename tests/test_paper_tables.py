@@ -170,7 +170,7 @@ def test_the_average_delta_needs_both_averages_over_the_same_datasets(tmp_path):
     table = build_table(tmp_path, "base2new", ["CoOp", "ZeroshotCLIP", "CoOpSAR"],
                         allow_partial=True)
     average = [e for e in table.deltas if e.dataset == "average" and e.metric == "base"]
-    assert [(e.trainer, e.mean) for e in average] == [("CoOpSAR - CoOp", 2.0)]
+    assert [(e.trainer, e.mean, e.std) for e in average] == [("CoOpSAR - CoOp", 2.0, 0.0)]
     assert table.warnings == []
     write(tmp_path, "train_base", 1, 50.0, "dtd", "KgCoOp")  # no complete cell anywhere
     for seed in (1, 2):
@@ -224,6 +224,18 @@ def test_a_trained_baseline_with_one_seed_is_paired_on_that_seed_only(tmp_path):
                         allow_partial=True)
     (delta,) = [e for e in table.deltas if e.dataset == "dtd" and e.metric == "base"]
     assert (delta.n, delta.std, delta.values) == (1, None, {1: 1.0})
+    # without --allow-partial the missing seeds are problems, and nothing is averaged
+    table = build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], seeds=[1, 2, 3])
+    assert table.problems and table.averages == [] and table.deltas == []
+
+
+def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
+    from sar_prompt.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        build_table(tmp_path, "base-to-new", ["CoOp"])
+    assert str(error.value) == ("unknown protocol 'base-to-new'; use one of base2new, fewshot, "
+                                "xd, dg.")
 
 
 def test_two_trainers_on_disk_make_one_table_with_their_pair(tmp_path, capsys):
