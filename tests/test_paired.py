@@ -99,6 +99,8 @@ def test_a_pair_with_one_seed_has_no_interval_and_none_a_dash():
     text = paired.to_markdown([], [one, pair(Arm("X", {1: (1.0, 1.0)}), Arm("Y", {2: (1, 1)}))])
     assert "| X - Y | 1 | +1.00 (1/1 up) | +0.00 (0/1 up) |" in text
     assert "| X - Y | 0 | - | - | - |" in text
+    # an arm with no complete seed has no mean
+    assert "| Z | 1 | - | - | - |" in paired.to_markdown([Arm("Z", {1: (None, 70.0)})], [])
 
 
 def test_the_json_record_round_trips_and_matches_the_table():

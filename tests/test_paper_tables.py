@@ -229,6 +229,34 @@ def test_a_trained_baseline_with_one_seed_is_paired_on_that_seed_only(tmp_path):
     assert table.problems and table.averages == [] and table.deltas == []
 
 
+def test_no_runs_of_the_trainers_says_what_is_there_or_what_was_expected(tmp_path):
+    from sar_prompt.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        build_table(tmp_path, "xd", ["CoOp", "CoOpSAR"])
+    assert str(error.value) == (
+        f"no runs of CoOp, CoOpSAR under {tmp_path} for the xd protocol (no <phase>/<dataset>/"
+        "shots_<K>/<trainer>/<config>/seed<N> folder there; expected datasets such as "
+        "caltech101, oxford_pets, stanford_cars, ...).")
+    write(tmp_path, "train_base", 1, 80.0, "eurosat", "KgCoOp")
+    write(tmp_path, "train_base", 1, 80.0, "dtd", "CoOp")
+    with pytest.raises(ConfigError) as error:
+        build_table(tmp_path, "base2new", ["MaPLe", "CoOpSAR"])
+    assert str(error.value) == (f"no runs of MaPLe, CoOpSAR under {tmp_path} for the base2new "
+                                "protocol (runs there: CoOp, KgCoOp on dtd, eurosat).")
+
+
+def test_the_shots_of_a_table_default_to_those_on_disk(tmp_path):
+    """Few-shot: every shots on disk; base-to-new: 16 when there, else the most common."""
+    for shots, seeds in ((1, [1]), (4, [1, 2])):
+        for seed in seeds:
+            write(tmp_path / "fewshot", "train_all", seed, 50.0, "dtd", "CoOp", shots=shots)
+            write(tmp_path / "base2new", "train_base", seed, 80.0, "dtd", "CoOp", shots=shots)
+            write(tmp_path / "base2new", "test_new", seed, 70.0, "dtd", "CoOp", shots=shots)
+    assert build_table(tmp_path / "fewshot", "fewshot", ["CoOp"]).shots == [1, 4]
+    assert build_table(tmp_path / "base2new", "base2new", ["CoOp"]).shots == [4]
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
