@@ -111,6 +111,7 @@ def test_the_json_record_round_trips_and_matches_the_table():
     assert sar_coop["differences"]["base"] == {"1": 1.0, "2": 2.0}
     assert sar_coop["summary"]["base"]["mean"] == 1.5 and sar_coop["summary"]["base"]["up"] == 2
     assert math.isclose(sar_coop["summary"]["base"]["std"], math.sqrt(0.5))
+    assert record["arms"][0]["label"] == "ZeroshotCLIP"
     assert record["arms"][0]["constant"] is True and record["arms"][1]["constant"] is False
     assert record["arms"][1]["seeds"] == {"1": [80.0, 70.0], "2": [82.0, 72.0]}
     assert record["arms"][1]["summary"]["new"]["mean"] == 71.0
@@ -139,3 +140,28 @@ def test_the_figure_centres_the_differences_on_zero(tmp_path, monkeypatch):
     ticks = sorted(zip(left.get_yticks(), (t.get_text() for t in left.get_yticklabels())),
                    reverse=True)
     assert [label for _, label in ticks] == ["ZeroshotCLIP", "CoOp", "CoOpSAR"]
+
+
+def test_the_markdown_text_whole():
+    """Every line, worked by hand: e.g. CoOp's HM per seed 74.67 and 76.68 -> 75.67 ± 1.42;
+    CoOpSAR - CoOp's HM differences 1.004 and 0.280 -> +0.64 ± 0.51, CI ± 12.706 * 0.5126 /
+    sqrt(2) = ± 4.61."""
+    arms, pairs = study()
+    assert paired.to_markdown(arms, pairs) == (
+        "| Method | Seeds | Base | New | HM |\n"
+        "|:---|---:|---:|---:|---:|\n"
+        "| ZeroshotCLIP | zero-shot | 70.00 | 75.00 | 72.41 |\n"
+        "| CoOp | 2 | 81.00 ± 1.41 | 71.00 ± 1.41 | 75.67 ± 1.42 |\n"
+        "| CoOpSAR | 2 | 82.50 ± 2.12 | 71.00 ± 0.00 | 76.31 ± 0.91 |\n"
+        "\n"
+        "| Paired difference | Seeds | Base | New | HM |\n"
+        "|:---|---:|---:|---:|---:|\n"
+        "| CoOpSAR - CoOp | 2 | +1.50 ± 0.71 [-4.85, +7.85] (2/2 up) | +0.00 ± 1.41 "
+        "[-12.71, +12.71] (1/2 up) | +0.64 ± 0.51 [-3.96, +5.25] (2/2 up) |\n"
+        "| CoOp - ZeroshotCLIP | 2 | +11.00 ± 1.41 [-1.71, +23.71] (2/2 up) | -4.00 ± 1.41 "
+        "[-16.71, +8.71] (0/2 up) | +3.26 ± 1.42 [-9.50, +16.02] (2/2 up) |\n"
+        "\n"
+        "_Mean ± sample std over seeds (HM per seed). Paired: the difference seed by seed, "
+        "mean ± sample std [95% confidence interval of the mean, Student's t], and how many "
+        "seeds went up. A zero-shot baseline is one evaluation, the same for every seed._\n")
+    assert paired.to_markdown(arms, pairs, title="World").startswith("### World\n\n| Method |")

@@ -257,6 +257,29 @@ def test_the_shots_of_a_table_default_to_those_on_disk(tmp_path):
     assert build_table(tmp_path / "base2new", "base2new", ["CoOp"]).shots == [4]
 
 
+def test_a_zero_shot_table_takes_the_first_seed_on_disk(tmp_path):
+    """Zero-shot CLIP is evaluated once: a table of it alone takes the first seed folder
+    there (seeds 2 and 3 on eurosat: 2), and names that seed where nothing is on disk."""
+    for seed in (2, 3):
+        write(tmp_path, "train_base", seed, 70.0 + seed, "eurosat", "ZeroshotCLIP")
+        write(tmp_path, "test_new", seed, 75.0, "eurosat", "ZeroshotCLIP")
+    table = build_table(tmp_path, "base2new", ["ZeroshotCLIP"], datasets=["dtd", "eurosat"])
+    assert table.seeds == [2] and table.source == ""
+    assert [p["path"].rsplit("/", 2)[1:] for p in table.problems] == [
+        ["vit_b16", "seed2"], ["vit_b16", "seed2"]]  # dtd's base and new
+    eurosat = {e.metric: e.values for e in table.entries if e.dataset == "eurosat"}
+    assert eurosat["base"] == {2: 72.0} and eurosat["new"] == {2: 75.0}
+
+
+def test_a_table_over_several_shots_names_each_cells_config_by_dataset_and_shots(tmp_path):
+    for shots in (1, 4):
+        write(tmp_path, "train_all", 1, 50.0, "dtd", "CoOp", shots=shots)
+    table = build_table(tmp_path, "fewshot", ["CoOp"])
+    assert table.configs == {"CoOp": {"dtd@1": "cfg", "dtd@4": "cfg"}}
+    assert build_table(tmp_path, "fewshot", ["CoOp"], shots=[4]).configs == {
+        "CoOp": {"dtd": "cfg"}}
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
