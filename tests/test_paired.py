@@ -108,6 +108,7 @@ def test_the_json_record_round_trips_and_matches_the_table():
     record = json.loads(json.dumps(paired.to_json(arms, pairs)))
     sar_coop = record["pairs"][0]
     assert sar_coop["label"] == "CoOpSAR - CoOp" and sar_coop["baseline"] == "CoOp"
+    assert sar_coop["arm"] == "CoOpSAR"
     assert sar_coop["differences"]["base"] == {"1": 1.0, "2": 2.0}
     assert sar_coop["summary"]["base"]["mean"] == 1.5 and sar_coop["summary"]["base"]["up"] == 2
     assert math.isclose(sar_coop["summary"]["base"]["std"], math.sqrt(0.5))
@@ -165,3 +166,34 @@ def test_the_markdown_text_whole():
         "mean ± sample std [95% confidence interval of the mean, Student's t], and how many "
         "seeds went up. A zero-shot baseline is one evaluation, the same for every seed._\n")
     assert paired.to_markdown(arms, pairs, title="World").startswith("### World\n\n| Method |")
+
+
+def test_the_figure_is_two_panels_at_twice_the_column_width_with_the_legend_on_top(
+        tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from sar_prompt.results.plots import COLUMN_WIDTH, _pyplot
+
+    plt = _pyplot()
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+    arms, pairs = study()
+    paired.plot(arms, pairs, tmp_path / "study", metrics=("base", "new", "hm"))
+    (fig,) = closed
+    # 3 arms, 2 pairs: 0.3 inch a row, 0.9 for the axes' labels
+    assert tuple(fig.get_size_inches()) == pytest.approx((2 * COLUMN_WIDTH, 0.3 * 3 + 0.9))
+    assert len(fig.axes) == 2
+    tops = []
+    for ax in fig.axes:
+        box = ax.get_position()
+        assert 0 <= box.x0 < box.x1 <= 1 and 0 <= box.y0 < box.y1 <= 0.93
+        tops.append(box.y1)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["Base", "New", "HM"]
+    assert not legend.get_frame_on()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure is closed: draw it anew
+    box = legend.get_window_extent(renderer).transformed(fig.transFigure.inverted())
+    assert max(tops) <= box.y0 and box.y1 <= 1.0 + 1e-6  # above the panels, inside the figure
+    assert box.x0 + box.x1 == pytest.approx(1.0, abs=0.02)  # centred

@@ -278,6 +278,26 @@ def test_a_table_over_several_shots_names_each_cells_config_by_dataset_and_shots
     assert table.configs == {"CoOp": {"dtd@1": "cfg", "dtd@4": "cfg"}}
     assert build_table(tmp_path, "fewshot", ["CoOp"], shots=[4]).configs == {
         "CoOp": {"dtd": "cfg"}}
+    missing = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[1, 2]).problems
+    assert [p["run"] for p in missing] == ["dtd CoOp 1-shot seed 2 accuracy",
+                                           "dtd CoOp 4-shot seed 2 accuracy"]
+
+
+def test_a_result_of_another_seed_or_shots_is_never_counted(tmp_path):
+    """results.json must agree with its folder (a copied file is another run's result)."""
+    import json
+
+    write(tmp_path, "train_all", 1, 50.0, "dtd", "CoOp", shots=4)
+    moved = write(tmp_path, "train_all", 2, 60.0, "dtd", "CoOp", shots=4)
+    (moved / "results.json").write_text(json.dumps({"accuracy": 60.0, "seed": 3}))
+    other = write(tmp_path, "train_all", 3, 70.0, "dtd", "CoOp", shots=4)
+    (other / "results.json").write_text(json.dumps({"accuracy": 70.0, "seed": 3,
+                                                    "num_shots": 16}))
+    table = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[1, 2, 3], allow_partial=True)
+    assert [e.values for e in table.entries] == [{1: 50.0}]
+    assert [p["status"] for p in table.problems] == ["broken", "broken"]
+    assert "says seed 3, but its run folder is for 2" in table.problems[0]["detail"]
+    assert "says num_shots 16, but its run folder is for 4" in table.problems[1]["detail"]
 
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):

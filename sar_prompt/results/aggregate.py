@@ -321,10 +321,7 @@ def build_table(root, protocol, trainers, datasets=None, seeds=None, shots=None,
                 for seed in cell_seeds:
                     for phase, metric in phases(protocol, dataset, source):
                         folder = run_dir(root, phase, dataset, k, trainer, cfg_name, seed)
-                        expect = {"seed": seed}
-                        if protocol in ("base2new", "fewshot"):
-                            expect["num_shots"] = k
-                        state = read_run(folder, expect)
+                        state = read_run(folder)  # checks seed and shots against the folder
                         label = (f"{dataset} {trainer}" + (f" {k}-shot" if protocol == "fewshot"
                                                             else "")
                                  + (" zero-shot" if once else f" seed {seed}") + f" {metric}")
