@@ -197,3 +197,48 @@ def test_the_figure_is_two_panels_at_twice_the_column_width_with_the_legend_on_t
     box = legend.get_window_extent(renderer).transformed(fig.transFigure.inverted())
     assert max(tops) <= box.y0 and box.y1 <= 1.0 + 1e-6  # above the panels, inside the figure
     assert box.x0 + box.x1 == pytest.approx(1.0, abs=0.02)  # centred
+
+
+def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, monkeypatch):
+    """Left: arms top to bottom (ZeroshotCLIP y 2, CoOp 1, CoOpSAR 0), Base 0.11 below the
+    row and New 0.11 above; right: pairs (CoOpSAR - CoOp y 1, CoOp - ZeroshotCLIP 0), each
+    mean with its 95% interval."""
+    pytest.importorskip("matplotlib")
+    from sar_prompt.results.plots import _pyplot
+
+    plt = _pyplot()
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+    arms, pairs = study()
+    paired.plot(arms, pairs, tmp_path / "study")
+    (fig,) = closed
+    left, right = fig.axes
+
+    def points(collections):
+        return sorted((round(x, 6), round(y, 6)) for c in collections
+                      for x, y in c.get_offsets())
+
+    assert points(left.collections) == sorted([
+        (70, 1.89), (80, 0.89), (82, 0.89), (81, -0.11), (84, -0.11),        # base
+        (75, 2.11), (70, 1.11), (72, 1.11), (71, 0.11), (71, 0.11)])         # new
+    means = sorted((round(x, 6), round(y, 6)) for line in left.lines
+                   for x, y in line.get_xydata())
+    assert means == sorted([(70, 1.89), (81, 0.89), (82.5, -0.11),
+                            (75, 2.11), (71, 1.11), (71, 0.11)])
+    assert left.get_ylim() == pytest.approx((-0.6, 2.6))
+    assert left.get_xlabel() == "accuracy (%): seeds (dots) and mean (bar)"
+
+    errorbars = right.containers
+    assert points(c for c in right.collections if c not in
+                  [seg for e in errorbars for seg in e.lines[2]]) == sorted([
+        (1, 0.89), (2, 0.89), (10, -0.11), (12, -0.11),                     # base
+        (1, 1.11), (-1, 1.11), (-5, 0.11), (-3, 0.11)])                     # new
+    half = 12.706 * math.sqrt(0.5) / math.sqrt(2)  # t(1) * std / sqrt(n) of (1, 2)
+    bars = sorted((round(x, 4), round(y, 4)) for e in errorbars
+                  for segment in e.lines[2][0].get_segments() for x, y in segment)
+    assert bars == sorted((round(x, 4), round(y, 4)) for x, y in [
+        (1.5 - half, 0.89), (1.5 + half, 0.89), (-12.706, 1.11), (12.706, 1.11),
+        (11 - 12.706, -0.11), (11 + 12.706, -0.11), (-4 - 12.706, 0.11), (-4 + 12.706, 0.11)])
+    assert right.get_ylim() == pytest.approx((-0.6, 1.6))
+    assert right.get_xlabel() == "paired difference (points): seeds, mean and 95% CI"

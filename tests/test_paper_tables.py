@@ -267,6 +267,8 @@ def test_a_zero_shot_table_takes_the_first_seed_on_disk(tmp_path):
     assert table.seeds == [2] and table.source == ""
     assert [p["path"].rsplit("/", 2)[1:] for p in table.problems] == [
         ["vit_b16", "seed2"], ["vit_b16", "seed2"]]  # dtd's base and new
+    assert [p["run"] for p in table.problems] == ["dtd ZeroshotCLIP zero-shot base",
+                                                  "dtd ZeroshotCLIP zero-shot new"]
     eurosat = {e.metric: e.values for e in table.entries if e.dataset == "eurosat"}
     assert eurosat["base"] == {2: 72.0} and eurosat["new"] == {2: 75.0}
 
@@ -298,6 +300,26 @@ def test_a_result_of_another_seed_or_shots_is_never_counted(tmp_path):
     assert [p["status"] for p in table.problems] == ["broken", "broken"]
     assert "says seed 3, but its run folder is for 2" in table.problems[0]["detail"]
     assert "says num_shots 16, but its run folder is for 4" in table.problems[1]["detail"]
+
+
+def test_a_fingerprint_naming_a_key_twice_is_a_problem_and_never_averaged(tmp_path):
+    for seed in (1, 2):
+        write(tmp_path, "train_all", seed, 50.0 + seed, "dtd", "CoOp", shots=4)
+    refused = write(tmp_path, "train_all", 3, 99.0, "dtd", "CoOp", shots=4)
+    (refused / "fingerprint.json").write_text('{"schema": 1, "schema": 2}')
+    table = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[3, 1, 2], allow_partial=True)
+    assert [e.values for e in table.entries] == [{1: 51.0, 2: 52.0}]  # the seeds after it too
+    (problem,) = table.problems
+    detail = problem.pop("detail")
+    assert problem == {"run": "dtd CoOp 4-shot seed 3 accuracy", "status": "broken",
+                       "path": str(refused), "log": None, "on_disk": ""}
+    assert "fingerprint.json" in detail and "schema" in detail
+    # base-to-new: the refused base run does not hide a problem of the same seed's new run
+    refused = write(tmp_path, "train_base", 1, 80.0, "dtd", "CoOp")
+    (refused / "fingerprint.json").write_text('{"schema": 1, "schema": 2}')
+    table = build_table(tmp_path, "base2new", ["CoOp"], seeds=[1], allow_partial=True)
+    assert [(p["run"], p["status"]) for p in table.problems] == [
+        ("dtd CoOp seed 1 base", "broken"), ("dtd CoOp seed 1 new", "absent")]
 
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
