@@ -242,3 +242,28 @@ def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, monkeypat
         (11 - 12.706, -0.11), (11 + 12.706, -0.11), (-4 - 12.706, 0.11), (-4 + 12.706, 0.11)])
     assert right.get_ylim() == pytest.approx((-0.6, 1.6))
     assert right.get_xlabel() == "paired difference (points): seeds, mean and 95% CI"
+
+
+def test_a_pair_without_common_seeds_leaves_its_row_empty_and_one_seed_has_no_bar(
+        tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from sar_prompt.results.plots import _pyplot
+
+    plt = _pyplot()
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+    empty = pair(Arm("X", {1: (1.0, 1.0)}), Arm("Y", {2: (1.0, 1.0)}))
+    one = pair(Arm("A", {1: (81.0, 70.0)}), Arm("B", {1: (80.0, 72.0)}))
+    paired.plot([], [empty, one], tmp_path / "pairs")
+    right = closed[0].axes[1]
+    (bars_base, bars_new) = right.containers
+    assert [tuple(p) for c in right.collections if len(c.get_offsets()) and
+            c not in (bars_base.lines[2][0], bars_new.lines[2][0])
+            for p in c.get_offsets()] == [(1.0, -0.11), (-2.0, 0.11)]  # row 0: A - B
+    for bars in (bars_base, bars_new):  # one seed: no interval, a bar of length 0
+        ((x0, _), (x1, _)), = bars.lines[2][0].get_segments()
+        assert x0 == x1
+    assert [t.get_text() for t in closed[0].legends[0].get_texts()] == ["Base", "New"]
+    written = paired.plot([], [empty], tmp_path / "nothing")  # nothing to draw: no legend
+    assert len(written) == 3 and not closed[1].legends

@@ -269,6 +269,7 @@ def test_a_zero_shot_table_takes_the_first_seed_on_disk(tmp_path):
         ["vit_b16", "seed2"], ["vit_b16", "seed2"]]  # dtd's base and new
     assert [p["run"] for p in table.problems] == ["dtd ZeroshotCLIP zero-shot base",
                                                   "dtd ZeroshotCLIP zero-shot new"]
+    assert {e.fingerprint for e in table.entries} == {""}  # no fingerprint, no group
     eurosat = {e.metric: e.values for e in table.entries if e.dataset == "eurosat"}
     assert eurosat["base"] == {2: 72.0} and eurosat["new"] == {2: 75.0}
 
@@ -320,6 +321,23 @@ def test_a_fingerprint_naming_a_key_twice_is_a_problem_and_never_averaged(tmp_pa
     table = build_table(tmp_path, "base2new", ["CoOp"], seeds=[1], allow_partial=True)
     assert [(p["run"], p["status"]) for p in table.problems] == [
         ("dtd CoOp seed 1 base", "broken"), ("dtd CoOp seed 1 new", "absent")]
+
+
+def test_fingerprint_warnings_of_every_cell_are_kept_and_runs_without_one_group_apart(
+        tmp_path):
+    from test_results import fp
+
+    for seed, torch in ((1, "2.1"), (2, "2.2")):  # dtd's seeds ran with two torch versions
+        for phase, acc in (("train_base", 80.0), ("test_new", 70.0)):
+            write(tmp_path, phase, seed, acc, "dtd", "CoOp", fp=fp(torch=torch))
+            write(tmp_path, phase, seed, acc, "eurosat", "CoOp")  # no fingerprint
+    table = build_table(tmp_path, "base2new", ["CoOp"])
+    assert [w.split(":")[0] for w in table.warnings] == ["dtd / CoOp"]
+    assert "differ(s) in packages.torch" in table.warnings[0]
+    grouped = build_table(tmp_path, "base2new", ["CoOp"], group_by_fingerprint=True)
+    groups = {(e.dataset, e.fingerprint) for e in grouped.entries}
+    assert len(groups) == 3 and ("eurosat", "") in groups
+    assert {g for d, g in groups if d == "dtd"}.isdisjoint({""})
 
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):

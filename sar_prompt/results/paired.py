@@ -149,8 +149,9 @@ def plot(arms, pairs, path, metrics=("base", "new")):
         _pairs_panel(axes[1], pairs, metrics, COLORS)
         handles, labels = axes[1].get_legend_handles_labels()
         fig.tight_layout(w_pad=1.0, rect=(0, 0, 1, 0.93))
-        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0), handlelength=1.2)
+        if labels:  # (no pair with a common seed: nothing drawn to name)
+            fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
+                       bbox_to_anchor=(0.5, 1.0), handlelength=1.2)
         return _save(fig, plt, path)
 
 
@@ -178,6 +179,7 @@ def _pairs_panel(ax, pairs, metrics, colors):
     rows = list(range(len(pairs)))[::-1]
     offsets = {m: (i - (len(metrics) - 1) / 2) * 0.22 for i, m in enumerate(metrics)}
     for i, m in enumerate(metrics):
+        labelled = False  # the legend names each metric once, at its first drawn row
         for y, p in zip(rows, pairs):
             diffs = list(p.differences[m].values())
             if not diffs:
@@ -187,7 +189,8 @@ def _pairs_panel(ax, pairs, metrics, colors):
                        linewidths=0)
             ax.errorbar([d["mean"]], [y + offsets[m]], xerr=[[d["ci95"] or 0], [d["ci95"] or 0]],
                         fmt="D", markersize=3, color=colors[i], elinewidth=1, capsize=1.5,
-                        label=f"{TITLES[m]}" if y == rows[0] else None)
+                        label=None if labelled else TITLES[m])
+            labelled = True
     ax.axvline(0, color="0.3", linewidth=0.6)
     ax.set_yticks(rows)
     ax.set_yticklabels([p.label for p in pairs])
