@@ -241,6 +241,8 @@ def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, monkeypat
         (1.5 - half, 0.89), (1.5 + half, 0.89), (-12.706, 1.11), (12.706, 1.11),
         (11 - 12.706, -0.11), (11 + 12.706, -0.11), (-4 - 12.706, 0.11), (-4 + 12.706, 0.11)])
     assert right.get_ylim() == pytest.approx((-0.6, 1.6))
+    assert [tuple(line.get_xdata()) for line in right.lines if line.get_linestyle() == "-"] \
+        == [(0, 0)]  # the line at zero difference
     assert right.get_xlabel() == "paired difference (points): seeds, mean and 95% CI"
 
 

@@ -334,7 +334,13 @@ def test_fingerprint_warnings_of_every_cell_are_kept_and_runs_without_one_group_
     table = build_table(tmp_path, "base2new", ["CoOp"])
     assert [w.split(":")[0] for w in table.warnings] == ["dtd / CoOp"]
     assert "differ(s) in packages.torch" in table.warnings[0]
-    grouped = build_table(tmp_path, "base2new", ["CoOp"], group_by_fingerprint=True)
+    write(tmp_path, "train_base", 3, 80.0, "dtd", "CoOp")  # a seed without fingerprints
+    write(tmp_path, "test_new", 3, 70.0, "dtd", "CoOp")
+    table = build_table(tmp_path, "base2new", ["CoOp"], seeds=[1, 2, 3])
+    assert ("dtd / CoOp: 2 run(s) have no fingerprint.json (written before fingerprints "
+            "existed?): dtd CoOp seed 3 base, dtd CoOp seed 3 new") in table.warnings
+    grouped = build_table(tmp_path, "base2new", ["CoOp"], group_by_fingerprint=True,
+                          seeds=[1, 2])
     groups = {(e.dataset, e.fingerprint) for e in grouped.entries}
     assert len(groups) == 3 and ("eurosat", "") in groups
     assert {g for d, g in groups if d == "dtd"}.isdisjoint({""})
