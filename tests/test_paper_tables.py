@@ -346,6 +346,30 @@ def test_fingerprint_warnings_of_every_cell_are_kept_and_runs_without_one_group_
     assert {g for d, g in groups if d == "dtd"}.isdisjoint({""})
 
 
+def test_a_fingerprint_warning_names_six_differences_then_counts_the_rest(tmp_path):
+    import copy
+
+    from test_results import fp
+
+    common = fp()  # seeds 1 and 2: the reference (the most common fingerprint)
+    many = copy.deepcopy(common)  # seed 3: 8 differences
+    many["config"]["OPTIM"]["LR"] = 0.1
+    many["packages"]["torch"], many["precision"] = "1.0", "fp32"
+    many["git"] = {"revision": "r2", "dirty": True}
+    many["device"] = {"type": "cpu", "name": "CPU"}
+    many["data"]["split_sha256"] = "t"
+    one = {**copy.deepcopy(common), "precision": "amp"}  # seed 4: one difference
+    for seed, fingerprint in ((1, common), (2, common), (3, many), (4, one)):
+        write(tmp_path, "train_all", seed, 50.0, "dtd", "CoOp", fp=fingerprint, shots=4)
+    table = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[3, 4, 1, 2])
+    assert table.warnings == [
+        "dtd / CoOp: the runs averaged have 3 different fingerprints: dtd CoOp 4-shot seed 3 "
+        "accuracy differ(s) in config.OPTIM.LR, data.split_sha256, device.name, device.type, "
+        "git.dirty, git.revision (+2 more); dtd CoOp 4-shot seed 4 accuracy differ(s) in "
+        "precision. Compare their fingerprint.json, or see each group with "
+        "--group-by-fingerprint."]
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
