@@ -351,23 +351,34 @@ def test_a_fingerprint_warning_names_six_differences_then_counts_the_rest(tmp_pa
 
     from test_results import fp
 
-    common = fp()  # seeds 1 and 2: the reference (the most common fingerprint)
-    many = copy.deepcopy(common)  # seed 3: 8 differences
-    many["config"]["OPTIM"]["LR"] = 0.1
-    many["packages"]["torch"], many["precision"] = "1.0", "fp32"
-    many["git"] = {"revision": "r2", "dirty": True}
-    many["device"] = {"type": "cpu", "name": "CPU"}
-    many["data"]["split_sha256"] = "t"
-    one = {**copy.deepcopy(common), "precision": "amp"}  # seed 4: one difference
-    for seed, fingerprint in ((1, common), (2, common), (3, many), (4, one)):
+    def differing(count):
+        """The common fingerprint with its first `count` of 8 keys changed."""
+        changed = copy.deepcopy(common)
+        edits = [("config", "OPTIM", "LR", 0.1), ("data", "split_sha256", "t"),
+                 ("device", "name", "CPU"), ("device", "type", "cpu"), ("git", "dirty", True),
+                 ("git", "revision", "r2"), ("packages", "torch", "1.0"), ("precision", "fp32")]
+        for *path, value in edits[:count]:
+            target = changed
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+        return changed
+
+    common = fp()  # seeds 1, 2 and 7: the reference (the most common fingerprint)
+    runs = {3: differing(8), 4: differing(7), 5: differing(8), 6: differing(6)}
+    for seed in (1, 2, 7):
+        runs[seed] = common
+    for seed, fingerprint in runs.items():
         write(tmp_path, "train_all", seed, 50.0, "dtd", "CoOp", fp=fingerprint, shots=4)
-    table = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[3, 4, 1, 2])
+    table = build_table(tmp_path, "fewshot", ["CoOp"], seeds=[3, 4, 5, 6, 1, 2, 7])
+    six = ("config.OPTIM.LR, data.split_sha256, device.name, device.type, git.dirty, "
+           "git.revision")
     assert table.warnings == [
-        "dtd / CoOp: the runs averaged have 3 different fingerprints: dtd CoOp 4-shot seed 3 "
-        "accuracy differ(s) in config.OPTIM.LR, data.split_sha256, device.name, device.type, "
-        "git.dirty, git.revision (+2 more); dtd CoOp 4-shot seed 4 accuracy differ(s) in "
-        "precision. Compare their fingerprint.json, or see each group with "
-        "--group-by-fingerprint."]
+        "dtd / CoOp: the runs averaged have 4 different fingerprints: "
+        f"dtd CoOp 4-shot seed 3 accuracy, dtd CoOp 4-shot seed 5 accuracy differ(s) in {six} "
+        f"(+2 more); dtd CoOp 4-shot seed 4 accuracy differ(s) in {six} (+1 more); "
+        f"dtd CoOp 4-shot seed 6 accuracy differ(s) in {six}. Compare their "
+        "fingerprint.json, or see each group with --group-by-fingerprint."]
 
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
