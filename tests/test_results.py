@@ -173,8 +173,9 @@ def test_compared_trainers_on_different_few_shot_samples_are_flagged(tmp_path):
     write_benchmark(tmp_path, "CoOp")
     write_benchmark(tmp_path, "CoOpSAR", fps={("dtd", 1): fp(fewshot="other")})
     table = build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], config="cfg")
-    assert any("dtd seed 1 (16 shots): CoOp, CoOpSAR trained on different few-shot samples" in w
-               for w in table.warnings)
+    assert ("dtd seed 1 (16 shots): CoOp, CoOpSAR trained on different few-shot samples "
+            "(data.fewshot_sha256 differs), so their difference is not only the method's."
+            in table.warnings)
 
 
 def test_fingerprint_comparison_ignores_what_differs_between_seeds_and_phases():
