@@ -381,6 +381,21 @@ def test_a_fingerprint_warning_names_six_differences_then_counts_the_rest(tmp_pa
         "fingerprint.json, or see each group with --group-by-fingerprint."]
 
 
+def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
+    from sar_prompt.errors import ConfigError
+
+    for config in ("lr_a", "lr_b"):
+        write(tmp_path, "train_base", 1, 80.0, "dtd", "CoOp", config=config)
+        write(tmp_path, "test_new", 1, 70.0, "dtd", "CoOp", config=config)
+    with pytest.raises(ConfigError) as error:
+        build_table(tmp_path, "base2new", ["CoOp"])
+    folder = tmp_path / "train_base" / "dtd" / "shots_16" / "CoOp"
+    assert str(error.value) == (f"{folder} holds runs of several configs (lr_a, lr_b); choose "
+                                "one with --config.")
+    assert build_table(tmp_path, "base2new", ["CoOp"], config="lr_b").configs == {
+        "CoOp": {"dtd": "lr_b"}}
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
