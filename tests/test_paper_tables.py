@@ -396,6 +396,27 @@ def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
         "CoOp": {"dtd": "lr_b"}}
 
 
+
+def test_the_plain_config_of_a_sweep_is_the_default_but_not_beside_another_sweep(tmp_path):
+    def runs(root, config):
+        write(root, "train_base", 1, 80.0, "dtd", "CoOp", config=config)
+        write(root, "test_new", 1, 70.0, "dtd", "CoOp", config=config)
+
+    only_sweep = tmp_path / "a"
+    runs(only_sweep, "lr_a__OPTIM.LR=0.1")  # one folder only, a sweep point: it is the table
+    assert build_table(only_sweep, "base2new", ["CoOp"]).configs == {
+        "CoOp": {"dtd": "lr_a__OPTIM.LR=0.1"}}
+    sweep = tmp_path / "b"
+    for config in ("lr_a", "lr_a__OPTIM.LR=0.1"):  # a sweep beside its plain config
+        runs(sweep, config)
+    assert build_table(sweep, "base2new", ["CoOp"]).configs == {"CoOp": {"dtd": "lr_a"}}
+    mixed = tmp_path / "c"
+    for config in ("lr_a", "lr_b__OPTIM.LR=0.1"):  # a plain config and another's sweep
+        runs(mixed, config)
+    with pytest.raises(Exception, match="holds runs of several configs"):
+        build_table(mixed, "base2new", ["CoOp"])
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
