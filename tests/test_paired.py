@@ -257,8 +257,11 @@ def test_a_pair_without_common_seeds_leaves_its_row_empty_and_one_seed_has_no_ba
     monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
     empty = pair(Arm("X", {1: (1.0, 1.0)}), Arm("Y", {2: (1.0, 1.0)}))
     one = pair(Arm("A", {1: (81.0, 70.0)}), Arm("B", {1: (80.0, 72.0)}))
-    paired.plot([], [empty, one], tmp_path / "pairs")
-    right = closed[0].axes[1]
+    arms = [Arm("Z", {1: (None, None)}), Arm("A", {1: (81.0, 70.0)})]  # Z: nothing to draw
+    paired.plot(arms, [empty, one], tmp_path / "pairs")
+    left, right = closed[0].axes
+    assert sorted(tuple(p) for c in left.collections for p in c.get_offsets()) == [
+        (70.0, 0.11), (81.0, -0.11)]  # A's row (y 0) is drawn below Z's empty one
     (bars_base, bars_new) = right.containers
     assert [tuple(p) for c in right.collections if len(c.get_offsets()) and
             c not in (bars_base.lines[2][0], bars_new.lines[2][0])
