@@ -397,6 +397,20 @@ def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
 
 
 
+def test_a_method_without_a_default_config_needs_runs_or_config(tmp_path):
+    from sar_prompt.errors import ConfigError
+
+    write(tmp_path, "train_base", 1, 80.0, "dtd", "MyPrompts", config="mine")
+    write(tmp_path, "test_new", 1, 70.0, "dtd", "MyPrompts", config="mine")
+    assert build_table(tmp_path, "base2new", ["MyPrompts"]).configs == {
+        "MyPrompts": {"dtd": "mine"}}
+    with pytest.raises(ConfigError) as error:
+        build_table(tmp_path, "base2new", ["MyPrompts"], datasets=["dtd", "eurosat"])
+    folder = tmp_path / "train_base" / "eurosat" / "shots_16" / "MyPrompts"
+    assert str(error.value) == (f"MyPrompts has no default config and no runs in {folder}; "
+                                "give --config.")
+
+
 def test_the_plain_config_of_a_sweep_is_the_default_but_not_beside_another_sweep(tmp_path):
     def runs(root, config):
         write(root, "train_base", 1, 80.0, "dtd", "CoOp", config=config)
