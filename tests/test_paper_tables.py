@@ -397,6 +397,17 @@ def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
 
 
 
+def test_the_trainers_on_disk_are_those_with_a_phase_of_the_protocol(tmp_path):
+    from sar_prompt.results import trainers_on_disk
+
+    for phase, trainer in (("train_base", "KgCoOp"), ("test_new", "CoOp"),
+                           ("train_all", "MaPLe"), ("test_all", "ZeroshotCLIP")):
+        write(tmp_path, phase, 1, 50.0, "dtd", trainer)
+    assert trainers_on_disk(tmp_path, "base2new") == ["CoOp", "KgCoOp"]
+    assert trainers_on_disk(tmp_path, "fewshot") == ["MaPLe"]
+    assert trainers_on_disk(tmp_path, "xd") == ["MaPLe", "ZeroshotCLIP"]
+
+
 def test_a_method_without_a_default_config_needs_runs_or_config(tmp_path):
     from sar_prompt.errors import ConfigError
 
