@@ -9,6 +9,19 @@ from sar_prompt.results import paired
 from sar_prompt.results.paired import Arm, describe, pair, pair_summary, t95
 
 
+@pytest.fixture
+def closed(monkeypatch):
+    """The figures plot() closes, kept to be looked at."""
+    pytest.importorskip("matplotlib")
+    from sar_prompt.results.plots import _pyplot
+
+    plt = _pyplot()
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    return figures
+
+
 def test_describe_gives_the_sample_std_and_a_students_t_interval():
     d = describe([1.0, 2.0, 3.0, 4.0])
     assert d["n"] == 4 and d["mean"] == 2.5 and d["min"] == 1.0 and d["max"] == 4.0
@@ -118,14 +131,7 @@ def test_the_json_record_round_trips_and_matches_the_table():
     assert record["arms"][1]["summary"]["new"]["mean"] == 71.0
 
 
-def test_the_figure_centres_the_differences_on_zero(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    from sar_prompt.results.plots import _pyplot
-
-    plt = _pyplot()
-    closed = []
-    close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+def test_the_figure_centres_the_differences_on_zero(tmp_path, closed):
     arms, pairs = study()
     written = paired.plot(arms, pairs, tmp_path / "study")
     assert sorted(p.name for p in written) == ["study.pdf", "study.png", "study.svg"]
@@ -169,14 +175,9 @@ def test_the_markdown_text_whole():
 
 
 def test_the_figure_is_two_panels_at_twice_the_column_width_with_the_legend_on_top(
-        tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    from sar_prompt.results.plots import COLUMN_WIDTH, _pyplot
+        tmp_path, closed):
+    from sar_prompt.results.plots import COLUMN_WIDTH
 
-    plt = _pyplot()
-    closed = []
-    close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
     arms, pairs = study()
     paired.plot(arms, pairs, tmp_path / "study", metrics=("base", "new", "hm"))
     (fig,) = closed
@@ -199,17 +200,10 @@ def test_the_figure_is_two_panels_at_twice_the_column_width_with_the_legend_on_t
     assert box.x0 + box.x1 == pytest.approx(1.0, abs=0.02)  # centred
 
 
-def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, monkeypatch):
+def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, closed):
     """Left: arms top to bottom (ZeroshotCLIP y 2, CoOp 1, CoOpSAR 0), Base 0.11 below the
     row and New 0.11 above; right: pairs (CoOpSAR - CoOp y 1, CoOp - ZeroshotCLIP 0), each
     mean with its 95% interval."""
-    pytest.importorskip("matplotlib")
-    from sar_prompt.results.plots import _pyplot
-
-    plt = _pyplot()
-    closed = []
-    close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
     arms, pairs = study()
     paired.plot(arms, pairs, tmp_path / "study")
     (fig,) = closed
@@ -247,14 +241,7 @@ def test_the_figure_puts_each_seed_and_mean_where_it_belongs(tmp_path, monkeypat
 
 
 def test_a_pair_without_common_seeds_leaves_its_row_empty_and_one_seed_has_no_bar(
-        tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    from sar_prompt.results.plots import _pyplot
-
-    plt = _pyplot()
-    closed = []
-    close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig), close(fig)))
+        tmp_path, closed):
     empty = pair(Arm("X", {1: (1.0, 1.0)}), Arm("Y", {2: (1.0, 1.0)}))
     one = pair(Arm("A", {1: (81.0, 70.0)}), Arm("B", {1: (80.0, 72.0)}))
     arms = [Arm("Z", {1: (None, None)}), Arm("A", {1: (81.0, 70.0)})]  # Z: nothing to draw
