@@ -69,3 +69,12 @@ def test_mutants_above_the_from_line_are_skipped(config, monkeypatch):
     assert not hook(1).skip and "tests/test_records.py" in hook(1).config.test_command
     monkeypatch.setenv("SAR_MUTATION_FROM_LINE", "99")
     assert hook(98).skip and not hook(99).skip and not hook(120).skip
+
+
+def test_a_file_with_a_test_file_of_its_name_has_it_among_its_tests(config):
+    """sar_prompt/modeling/gpa.py's mutants must run tests/test_gpa.py: the tests that
+    check a file most closely are the ones named after it."""
+    for path in config.target("all"):
+        own = f"tests/test_{os.path.basename(path)}"
+        if (REPO / own).is_file():
+            assert own in config.tests_for(path), f"{path}: add {own} to its tests"
