@@ -21,8 +21,14 @@ def test_weights_are_normalised_gaussian_densities_over_the_epochs():
 
 
 def test_degenerate_settings_fail_clearly():
-    with pytest.raises(ConfigError, match="GPA_MEAN"):
+    with pytest.raises(ConfigError) as error:
         gaussian_epoch_weights(5, 15, 0.05)
+    assert str(error.value) == (
+        "GPA_MEAN 15 is too far from the run's epochs 1..5 for GPA_STD 0.05: every epoch's "
+        "weight is 0. Choose GPA_MEAN within the epochs (PromptSRC: 15 of 20) or a larger "
+        "GPA_STD.")
+    with pytest.raises(RuntimeError, match="^no epoch has been aggregated$"):
+        PromptAggregation([1.0]).result({"ctx": torch.zeros(1)})
 
 
 def states(n, dtype=torch.float32):
