@@ -81,3 +81,12 @@ def test_missing_epochs_are_renormalised():
     gpa.add(2, seq[2])  # epoch 0 missing (e.g. a checkpoint without GPA state)
     assert not gpa.complete()
     torch.testing.assert_close(gpa.result(seq[0])["x"], torch.ones(2))
+
+
+def test_the_sum_is_in_at_least_fp32_and_never_lower_than_the_prompts():
+    for dtype, summed in ((torch.float16, torch.float32), (torch.bfloat16, torch.float32),
+                          (torch.float32, torch.float32), (torch.float64, torch.float64)):
+        gpa = PromptAggregation([1.0])
+        gpa.add(0, {"ctx": torch.ones(2, dtype=dtype)})
+        assert gpa.total["ctx"].dtype == summed
+        assert gpa.result({"ctx": torch.ones(2, dtype=dtype)})["ctx"].dtype == dtype
