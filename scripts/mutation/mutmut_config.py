@@ -46,6 +46,7 @@ TESTS = {
     "sar_prompt/results/sweep_plot.py": ["tests/test_sweep_figure.py", "tests/test_figures.py"],
     "sar_prompt/results/paired.py": ["tests/test_paired.py"],
     "sar_prompt/modeling/gpa.py": ["tests/test_gpa.py"],
+    "sar_prompt/modeling/tokens.py": ["tests/test_tokens.py", *MODELING_TESTS],
     "sar_prompt/modeling/backbone.py": ["tests/test_backbone.py", *MODELING_TESTS],
     "sar_prompt/modeling/bpe.py": ["tests/test_novel_lists.py", *MODELING_TESTS],
     "sar_prompt/modeling/torch_load.py": ["tests/test_checkpoint_safety.py", "tests/test_compat.py",
