@@ -377,6 +377,32 @@ def test_published_numbers_beside_reproduced_ones_and_flags(tmp_path, capsys):
                                         "CoOp") is False
 
 
+def test_a_reproduced_baseline_over_two_points_from_its_paper_is_flagged_by_default(
+        tmp_path, capsys):
+    path = tmp_path / "published.csv"
+    path.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,84.5,63.5,,https://example.org/paper,\n")
+    write_grid(tmp_path / "runs", {"CoOp": (80.0, 60.0)})  # dtd: base 82, new 62 (3 seeds)
+    assert main([str(tmp_path / "runs"), "--trainers", "CoOp", "--published",
+                 "--published-file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "CoOp on DTD base: 82.00 reproduced vs 84.50 published (-2.50)" in out  # > 2
+    assert "on DTD new" not in out  # 1.5 points: within the default 2
+
+
+def test_a_published_cell_that_is_not_a_number_is_named(tmp_path):
+    from sar_prompt.errors import ConfigError
+    from sar_prompt.results import published
+
+    path = tmp_path / "published.csv"
+    path.write_text("# numbers from the papers\nmethod,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,82.5,n/a,,https://example.org/paper,\n")
+    with pytest.raises(ConfigError) as error:
+        published.load(path)
+    assert str(error.value) == (f"{path} line 3: new is 'n/a', not a number; fix the file "
+                                "(leave the cell empty where no source gives a number).")
+
+
 def test_the_long_csv_rows_of_published_numbers_and_averages(tmp_path, capsys):
     """Published numbers have no std and no seeds of ours (n 0) and name their source; an
     average row belongs to no single config or fingerprint."""

@@ -30,7 +30,7 @@ class Published:
     new: float
     hm: float
     source: str
-    note: str = ""
+    note: str
 
 
 def default_path():
@@ -110,7 +110,7 @@ def withheld_averages(table, rows):
         r.dataset == AVERAGE and r.base is not None for r in for_trainer(rows, t))]
 
 
-def flags(table, published_entries, tolerance=DEFAULT_TOLERANCE, withheld=()):
+def flags(table, published_entries, tolerance, withheld=()):
     """[(trainer, dataset, metric, reproduced, published)] more than `tolerance` apart, and
     notes on what could not be compared (`withheld`: withheld_averages)."""
     found, notes, compared = [], [], 0

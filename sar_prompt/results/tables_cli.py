@@ -11,6 +11,7 @@ from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
 from sar_prompt.results import records as found
 from sar_prompt.results.aggregate import build_table, trainers_on_disk
 from sar_prompt.results.formats import FORMATS, problems_text, render, save
+from sar_prompt.results.published import DEFAULT_TOLERANCE
 from sar_prompt.results.seed_tables import format_seed_runs, format_table
 
 
@@ -64,8 +65,9 @@ def build_parser():
                         "and flag those more than --tolerance points apart")
     p.add_argument("--published-file", help="another published-baselines CSV [the shipped "
                                             "sar_prompt/published/base2new.csv]")
-    p.add_argument("--tolerance", type=float, default=2.0,
-                   help="points a reproduced baseline may differ from its published number [2]")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="points a reproduced baseline may differ from its published number "
+                        "[%(default)g]")
     p.add_argument("--format", choices=FORMATS, default="text", help="what to print [text]")
     p.add_argument("--latex-label", metavar="KEY", help="the LaTeX table's \\label "
                                                         "[tab:<protocol>]")
