@@ -401,6 +401,10 @@ def test_a_published_cell_that_is_not_a_number_is_named(tmp_path):
         published.load(path)
     assert str(error.value) == (f"{path} line 3: new is 'n/a', not a number; fix the file "
                                 "(leave the cell empty where no source gives a number).")
+    with pytest.raises(ConfigError) as error:
+        published.load(tmp_path / "missing.csv")
+    assert str(error.value).startswith(
+        f"cannot read the published baselines {tmp_path / 'missing.csv'}: [Errno 2]")
 
 
 def test_the_long_csv_rows_of_published_numbers_and_averages(tmp_path, capsys):
