@@ -401,6 +401,15 @@ def test_a_published_cell_that_is_not_a_number_is_named(tmp_path):
         published.load(path)
     assert str(error.value) == (f"{path} line 3: new is 'n/a', not a number; fix the file "
                                 "(leave the cell empty where no source gives a number).")
+    path.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                    "CoOp,CoOp,dtd,82.5,,,,\n")
+    with pytest.raises(ConfigError) as error:
+        published.load(path)
+    assert str(error.value) == (f"{path} line 2: numbers without a source; every number "
+                                "needs the source it is copied from.")
+    path.write_text("method,trainer,dataset,base,new,hm\nCoOp,CoOp,dtd,,,\n")  # no numbers
+    (row,) = published.load(path)
+    assert (row.base, row.source, row.note) == (None, "", "")
     with pytest.raises(ConfigError) as error:
         published.load(tmp_path / "missing.csv")
     assert str(error.value).startswith(
