@@ -442,6 +442,28 @@ def test_the_plain_config_of_a_sweep_is_the_default_but_not_beside_another_sweep
         build_table(mixed, "base2new", ["CoOp"])
 
 
+def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp_path):
+    from sar_prompt.results import published
+
+    path = tmp_path / "published.csv"
+    header = "method,trainer,dataset,base,new,hm,source,note\n"
+    path.write_text(header + "CoOp,CoOp,dtd,80.0,60.0,,https://example.org/paper,\n")
+    write_grid(tmp_path / "subset", {"CoOp": (80.0, 60.0)}, datasets=("dtd",), seeds=(1,))
+    subset = build_table(tmp_path / "subset", "base2new", ["CoOp"])
+    assert published.withheld_averages(subset, published.load(path)) == []  # none published
+    path.write_text(header + "CoOp,CoOp,dtd,80.0,60.0,,https://example.org/paper,\n"
+                    "CoOp,CoOp,average,50.0,,,https://example.org/paper,\n")
+    rows = published.load(path)
+    assert published.withheld_averages(subset, rows) == ["CoOp"]
+    write_grid(tmp_path / "all", {"CoOp": (60.0, 40.0)}, datasets=[d.key for d in BENCHMARK],
+               seeds=(1,))
+    full = build_table(tmp_path / "all", "base2new", ["CoOp"])
+    assert published.withheld_averages(full, rows) == []
+    found, notes, compared = published.flags(full, published.entries(full, rows), 2.0)
+    # the 11-dataset average base (60 + 1 + 2 * i averaged over i = 0..10: 71) vs 50
+    assert ("CoOp", "average", "base", 71.0, 50.0) in found and not notes
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
