@@ -463,6 +463,16 @@ def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp
     # the 11-dataset average base (60 + 1 + 2 * i averaged over i = 0..10: 71) vs 50
     assert ("CoOp", "average", "base", 71.0, 50.0) in found and not notes
 
+    # a cell with no complete seed (eurosat: base only) is not compared, dtd's two are
+    partial = tmp_path / "partial"
+    write_grid(partial, {"CoOp": (60.0, 40.0)}, datasets=("dtd",), seeds=(1,))
+    write(partial, "train_base", 1, 60.0, "eurosat", "CoOp")
+    path.write_text(header + "CoOp,CoOp,dtd,61.0,41.0,,https://example.org/paper,\n"
+                    "CoOp,CoOp,eurosat,60.0,40.0,,https://example.org/paper,\n")
+    table = build_table(partial, "base2new", ["CoOp"], allow_partial=True)
+    rows = published.load(path)
+    assert published.flags(table, published.entries(table, rows), 2.0) == ([], [], 2)
+
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
