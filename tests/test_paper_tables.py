@@ -479,6 +479,23 @@ def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp
                      "neither shown beside them nor compared with them."]
 
 
+def test_the_published_check_in_words():
+    from sar_prompt.results.published import flags_text
+
+    found = [("CoOp", "average", "base", 71.0, 50.0), ("CoOp", "dtd", "new", 62.0, 64.5)]
+    assert flags_text(found, ["one note"], 5, 2.0) == (
+        "2 reproduced number(s) more than 2 points from the published ones (check data, "
+        "weights and config):\n"
+        "  CoOp on Average base: 71.00 reproduced vs 50.00 published (+21.00)\n"
+        "  CoOp on DTD new: 62.00 reproduced vs 64.50 published (-2.50)\n"
+        "note: one note")
+    assert flags_text([], [], 0, 2.0) == (
+        "no reproduced baseline has a published number to compare with (the published file "
+        "gives the averages over the 11 datasets only).")
+    assert flags_text([], [], 3, 1.5) == ("all 3 reproduced number(s) with a published one "
+                                          "are within 1.5 points of it.")
+
+
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
     from sar_prompt.errors import ConfigError
 
