@@ -451,10 +451,12 @@ def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp
     write_grid(tmp_path / "subset", {"CoOp": (80.0, 60.0)}, datasets=("dtd",), seeds=(1,))
     subset = build_table(tmp_path / "subset", "base2new", ["CoOp"])
     assert published.withheld_averages(subset, published.load(path)) == []  # none published
-    path.write_text(header + "CoOp,CoOp,dtd,80.0,60.0,,https://example.org/paper,\n"
-                    "CoOp,CoOp,average,50.0,,,https://example.org/paper,\n")
+    path.write_text(header + "CoOp,CoOp,average,50.0,,,https://example.org/paper,\n"
+                    "CoOp,CoOp,dtd,80.0,60.0,,https://example.org/paper,\n")
     rows = published.load(path)
     assert published.withheld_averages(subset, rows) == ["CoOp"]
+    assert [(e.dataset, e.metric) for e in published.entries(subset, rows)] == [
+        ("dtd", "base"), ("dtd", "new")]  # the average is not beside a subset's
     write_grid(tmp_path / "all", {"CoOp": (60.0, 40.0)}, datasets=[d.key for d in BENCHMARK],
                seeds=(1,))
     full = build_table(tmp_path / "all", "base2new", ["CoOp"])
