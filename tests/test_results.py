@@ -390,23 +390,26 @@ def test_a_reproduced_baseline_over_two_points_from_its_paper_is_flagged_by_defa
     assert "on DTD new" not in out  # 1.5 points: within the default 2
 
 
-def test_a_published_cell_that_is_not_a_number_is_named(tmp_path):
+def test_a_published_file_that_cannot_be_used_is_named(tmp_path):
     from sar_prompt.errors import ConfigError
     from sar_prompt.results import published
 
     path = tmp_path / "published.csv"
-    path.write_text("# numbers from the papers\nmethod,trainer,dataset,base,new,hm,source,note\n"
-                    "CoOp,CoOp,dtd,82.5,n/a,,https://example.org/paper,\n")
-    with pytest.raises(ConfigError) as error:
-        published.load(path)
-    assert str(error.value) == (f"{path} line 3: new is 'n/a', not a number; fix the file "
-                                "(leave the cell empty where no source gives a number).")
-    path.write_text("method,trainer,dataset,base,new,hm,source,note\n"
-                    "CoOp,CoOp,dtd,82.5,,,,\n")
-    with pytest.raises(ConfigError) as error:
-        published.load(path)
-    assert str(error.value) == (f"{path} line 2: numbers without a source; every number "
-                                "needs the source it is copied from.")
+    header = "method,trainer,dataset,base,new,hm,source,note\n"
+
+    def refusal(text):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as error:
+            published.load(path)
+        return str(error.value)
+
+    assert refusal("# numbers from the papers\n" + header
+                   + "CoOp,CoOp,dtd,82.5,n/a,,https://example.org/paper,\n") == (
+        f"{path} line 3: new is 'n/a', not a number; fix the file (leave the cell empty "
+        "where no source gives a number).")
+    assert refusal(header + "CoOp,CoOp,dtd,82.5,,,,\n") == (
+        f"{path} line 2: numbers without a source; every number needs the source it is "
+        "copied from.")
     path.write_text("method,trainer,dataset,base,new,hm\nCoOp,CoOp,dtd,,,\n")  # no numbers
     (row,) = published.load(path)
     assert (row.base, row.source, row.note) == (None, "", "")
