@@ -2,6 +2,8 @@
 LaTeX compiled with pdflatex (where it is installed) into one page-width table, the
 --allow-partial rule, published averages never beside a subset's, relabelling and bold
 best values."""
+import copy
+import json
 import math
 import re
 import shutil
@@ -11,8 +13,11 @@ import pytest
 from pytest import approx
 
 from sar_prompt.catalog import BENCHMARK
-from sar_prompt.results import build_table, main, to_latex, to_markdown
-from test_results import write, write_grid
+from sar_prompt.errors import ConfigError
+from sar_prompt.results import (build_table, delta_pairs, main, published, to_latex,
+                                to_markdown, trainers_on_disk)
+from sar_prompt.results.aggregate import seed_averages
+from test_results import fp, write, write_grid
 from test_runner_identity import CONFIG, stub_bench  # noqa: F401  (a fixture)
 
 def _tex():
@@ -109,8 +114,6 @@ def test_every_sar_pair_stays_when_zero_shot_clip_is_compared_too(tmp_path, caps
 
 
 def test_delta_pairs_for_every_mix_of_trainers():
-    from sar_prompt.results import delta_pairs
-
     zs = "ZeroshotCLIP"
     # each XSAR with its X; zero-shot pairs only when asked, after them
     assert delta_pairs([zs, "CoOp", "CoOpSAR"]) == [("CoOpSAR", "CoOp")]
@@ -128,8 +131,6 @@ def test_average_rows_of_trainers_with_results_on_fewer_datasets(tmp_path):
     """--allow-partial: each average row is over the datasets that trainer has (its n says
     how many, the HM row's too); a trainer with no complete cell has no average row; the
     per-seed averages behind a delta's std are over the trainer's own datasets."""
-    from sar_prompt.results.aggregate import seed_averages
-
     for dataset, offset in (("dtd", 0), ("eurosat", 10)):
         for seed in (1, 2):
             write(tmp_path, "train_base", seed, 70 + offset + seed, dataset, "CoOp")
@@ -230,8 +231,6 @@ def test_a_trained_baseline_with_one_seed_is_paired_on_that_seed_only(tmp_path):
 
 
 def test_no_runs_of_the_trainers_says_what_is_there_or_what_was_expected(tmp_path):
-    from sar_prompt.errors import ConfigError
-
     with pytest.raises(ConfigError) as error:
         build_table(tmp_path, "xd", ["CoOp", "CoOpSAR"])
     assert str(error.value) == (
@@ -288,8 +287,6 @@ def test_a_table_over_several_shots_names_each_cells_config_by_dataset_and_shots
 
 def test_a_result_of_another_seed_or_shots_is_never_counted(tmp_path):
     """results.json must agree with its folder (a copied file is another run's result)."""
-    import json
-
     write(tmp_path, "train_all", 1, 50.0, "dtd", "CoOp", shots=4)
     moved = write(tmp_path, "train_all", 2, 60.0, "dtd", "CoOp", shots=4)
     (moved / "results.json").write_text(json.dumps({"accuracy": 60.0, "seed": 3}))
@@ -325,8 +322,6 @@ def test_a_fingerprint_naming_a_key_twice_is_a_problem_and_never_averaged(tmp_pa
 
 def test_fingerprint_warnings_of_every_cell_are_kept_and_runs_without_one_group_apart(
         tmp_path):
-    from test_results import fp
-
     for seed, torch in ((1, "2.1"), (2, "2.2")):  # dtd's seeds ran with two torch versions
         for phase, acc in (("train_base", 80.0), ("test_new", 70.0)):
             write(tmp_path, phase, seed, acc, "dtd", "CoOp", fp=fp(torch=torch))
@@ -347,10 +342,6 @@ def test_fingerprint_warnings_of_every_cell_are_kept_and_runs_without_one_group_
 
 
 def test_a_fingerprint_warning_names_six_differences_then_counts_the_rest(tmp_path):
-    import copy
-
-    from test_results import fp
-
     def differing(count):
         """The common fingerprint with its first `count` of 8 keys changed."""
         changed = copy.deepcopy(common)
@@ -382,8 +373,6 @@ def test_a_fingerprint_warning_names_six_differences_then_counts_the_rest(tmp_pa
 
 
 def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
-    from sar_prompt.errors import ConfigError
-
     for config in ("lr_a", "lr_b"):
         write(tmp_path, "train_base", 1, 80.0, "dtd", "CoOp", config=config)
         write(tmp_path, "test_new", 1, 70.0, "dtd", "CoOp", config=config)
@@ -398,8 +387,6 @@ def test_runs_of_two_configs_and_no_default_are_refused_naming_them(tmp_path):
 
 
 def test_the_trainers_on_disk_are_those_with_a_phase_of_the_protocol(tmp_path):
-    from sar_prompt.results import trainers_on_disk
-
     for phase, trainer in (("train_base", "KgCoOp"), ("test_new", "CoOp"),
                            ("train_all", "MaPLe"), ("test_all", "ZeroshotCLIP")):
         write(tmp_path, phase, 1, 50.0, "dtd", trainer)
@@ -409,8 +396,6 @@ def test_the_trainers_on_disk_are_those_with_a_phase_of_the_protocol(tmp_path):
 
 
 def test_a_method_without_a_default_config_needs_runs_or_config(tmp_path):
-    from sar_prompt.errors import ConfigError
-
     write(tmp_path, "train_base", 1, 80.0, "dtd", "MyPrompts", config="mine")
     write(tmp_path, "test_new", 1, 70.0, "dtd", "MyPrompts", config="mine")
     assert build_table(tmp_path, "base2new", ["MyPrompts"]).configs == {
@@ -443,8 +428,6 @@ def test_the_plain_config_of_a_sweep_is_the_default_but_not_beside_another_sweep
 
 
 def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp_path):
-    from sar_prompt.results import published
-
     path = tmp_path / "published.csv"
     header = "method,trainer,dataset,base,new,hm,source,note\n"
     path.write_text(header + "CoOp,CoOp,dtd,80.0,60.0,,https://example.org/paper,\n")
@@ -482,25 +465,21 @@ def test_a_published_average_is_compared_only_with_an_eleven_dataset_average(tmp
 
 
 def test_the_published_check_in_words():
-    from sar_prompt.results.published import flags_text
-
     found = [("CoOp", "average", "base", 71.0, 50.0), ("CoOp", "dtd", "new", 62.0, 64.5)]
-    assert flags_text(found, ["one note"], 5, 2.0) == (
+    assert published.flags_text(found, ["one note"], 5, 2.0) == (
         "2 reproduced number(s) more than 2 points from the published ones (check data, "
         "weights and config):\n"
         "  CoOp on Average base: 71.00 reproduced vs 50.00 published (+21.00)\n"
         "  CoOp on DTD new: 62.00 reproduced vs 64.50 published (-2.50)\n"
         "note: one note")
-    assert flags_text([], [], 0, 2.0) == (
+    assert published.flags_text([], [], 0, 2.0) == (
         "no reproduced baseline has a published number to compare with (the published file "
         "gives the averages over the 11 datasets only).")
-    assert flags_text([], [], 3, 1.5) == ("all 3 reproduced number(s) with a published one "
+    assert published.flags_text([], [], 3, 1.5) == ("all 3 reproduced number(s) with a published one "
                                           "are within 1.5 points of it.")
 
 
 def test_an_unknown_protocol_is_named_with_the_known_ones(tmp_path):
-    from sar_prompt.errors import ConfigError
-
     with pytest.raises(ConfigError) as error:
         build_table(tmp_path, "base-to-new", ["CoOp"])
     assert str(error.value) == ("unknown protocol 'base-to-new'; use one of base2new, fewshot, "
@@ -585,11 +564,11 @@ def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path
     write_grid(runs, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=names)
     for d in runs.glob("*/*/shots_16/*/cfg"):
         d.rename(d.with_name("vit_b16_ctxv1__my_tag"))
-    published = tmp_path / "published.csv"
-    published.write_text("method,trainer,dataset,base,new,hm,source,note\n"
-                         "CoOp,CoOp,my_set&co,82.5,61.0,70.1,https://example.org/a_b%#,\n")
+    published_file = tmp_path / "published.csv"
+    published_file.write_text("method,trainer,dataset,base,new,hm,source,note\n"
+                              "CoOp,CoOp,my_set&co,82.5,61.0,70.1,https://example.org/a_b%#,\n")
     tex = latex_of(capsys, str(runs), "--std", "--published", "--published-file",
-                   str(published), "--label", "CoOpSAR=CoOp & SAR_{1}", "--config",
+                   str(published_file), "--label", "CoOpSAR=CoOp & SAR_{1}", "--config",
                    "vit_b16_ctxv1__my_tag")
     assert "my\\_set\\&co" in tex and "50\\%\\#1" in tex and "\\{\\$x\\$\\}" in tex
     assert "sar\\_prompt/published/base2new.csv" in tex and "(published)" in tex

@@ -11,7 +11,7 @@ from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
 from sar_prompt.results import records as found
 from sar_prompt.results.aggregate import build_table, trainers_on_disk
 from sar_prompt.results.formats import FORMATS, problems_text, render, save
-from sar_prompt.results.published import DEFAULT_TOLERANCE
+from sar_prompt.results import published
 from sar_prompt.results.seed_tables import format_seed_runs, format_table
 
 
@@ -65,7 +65,7 @@ def build_parser():
                         "and flag those more than --tolerance points apart")
     p.add_argument("--published-file", help="another published-baselines CSV [the shipped "
                                             "sar_prompt/published/base2new.csv]")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    p.add_argument("--tolerance", type=float, default=published.DEFAULT_TOLERANCE,
                    help="points a reproduced baseline may differ from its published number "
                         "[%(default)g]")
     p.add_argument("--format", choices=FORMATS, default="text", help="what to print [text]")
@@ -243,7 +243,6 @@ def main(argv=None):
         if isinstance(table, int):  # a sweep: its table is printed
             return table
         if args.published and not (table.problems and not args.allow_partial):
-            from sar_prompt.results import published
 
             if table.protocol != "base2new":
                 raise ConfigError("--published: the shipped numbers are base-to-new ones; "
@@ -263,9 +262,8 @@ def main(argv=None):
     text = render(table, args.format, args.std, args.latex_label)
     print(text, end="" if text.endswith("\n") else "\n")
     if flagged is not None:  # beside a table to paste or parse, on stderr
-        from sar_prompt.results.published import flags_text
 
-        print("\n" + flags_text(*flagged, args.tolerance),
+        print("\n" + published.flags_text(*flagged, args.tolerance),
               file=sys.stdout if args.format == "text" else sys.stderr)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -27,6 +27,10 @@ DEEP_TESTS = ["tests/test_deep_methods.py", "-k", "not base2new_script"]
 MODELING_TESTS = ["tests/test_text_encoder.py", "tests/test_text_pass.py",
                   "tests/test_prompt_learner.py", "tests/test_deep_prompts.py",
                   "tests/test_encoders.py", "tests/test_guards.py", "tests/test_step.py"]
+# the rest of sar_prompt/results/: the tables and the numbers in them
+RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
+                 "tests/test_sweep_table.py", "tests/test_guards.py", "-k",
+                 "not test_guards or results or mean_row"]
 TESTS = {
     "sar_prompt/sar.py": ["tests/test_sar.py", "tests/test_guards.py",
                           "tests/test_mutation_guards.py", "-k", "not seed_0"],
@@ -51,14 +55,10 @@ TESTS = {
     "sar_prompt/modeling/bpe.py": ["tests/test_novel_lists.py", *MODELING_TESTS],
     "sar_prompt/modeling/torch_load.py": ["tests/test_checkpoint_safety.py", "tests/test_compat.py",
                                           "tests/test_input_guards.py"],
+    "sar_prompt/results/records.py": ["tests/test_records.py", *RESULTS_TESTS],
     "sar_prompt/results/seed_tables.py": ["tests/test_seed_tables.py", "tests/test_guards.py",
                                           "-k", "seed or mean_row"],
 }
-# the rest of sar_prompt/results/: the tables and the numbers in them
-RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
-                 "tests/test_sweep_table.py", "tests/test_guards.py", "-k",
-                 "not test_guards or results or mean_row"]
-TESTS["sar_prompt/results/records.py"] = ["tests/test_records.py", *RESULTS_TESTS]
 
 # file -> None (all of it) or the functions ("Class.method" or "function") to mutate
 STEPS = {
