@@ -187,3 +187,64 @@ def test_a_pickled_class_is_refused_too(tmp_path):
     torch.save({"state_dict": {"ctx": torch.zeros(2)}, "val_result": subprocess.Popen}, path)
     with pytest.raises(CheckpointError, match=r"Popen at \['val_result'\]"):
         checkpoints.load(path)
+
+
+def test_the_refusal_names_both_documented_trust_switches_whole(tmp_path, monkeypatch):
+    monkeypatch.delenv("SAR_PROMPT_TRUST_CHECKPOINT_CODE", raising=False)
+    path = plant(tmp_path / "model.pth.tar-1", System(tmp_path / "marker"))
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.load(path)
+    assert str(err.value).endswith(
+        "Only if you trust where the file comes from (loading it can run arbitrary code), "
+        "set MODEL.TRUST_CHECKPOINT_CODE True (train.py --trust-checkpoint-code) or "
+        "SAR_PROMPT_TRUST_CHECKPOINT_CODE=1.")
+
+
+@pytest.mark.parametrize("value, trusted", [("1", True), (" TRUE ", True), ("yes", True),
+                                            ("0", False), ("", False), ("no", False)])
+def test_the_trust_variable_as_documented(monkeypatch, value, trusted):
+    monkeypatch.setenv("SAR_PROMPT_TRUST_CHECKPOINT_CODE", value)
+    assert checkpoints.trusted() is trusted
+
+
+def test_trusting_blocks_nest_and_restore_what_was_before(monkeypatch):
+    monkeypatch.delenv(checkpoints.TRUST_ENV, raising=False)
+    assert not checkpoints.trusted()
+    with checkpoints.trusting(True):
+        with checkpoints.trusting(True):
+            assert checkpoints.trusted()
+        assert checkpoints.trusted()  # the inner block gives back the outer's trust
+        with checkpoints.trusting(False):
+            assert not checkpoints.trusted()
+        assert checkpoints.trusted()
+    assert checkpoints.trusted() is False
+
+
+def test_a_placeholders_attributes_from_each_form_of_pickled_state():
+    placeholder = checkpoints._placeholder_class("torch.optim.lr_scheduler.StepLR")
+    assert placeholder.__name__ == "Placeholder[torch.optim.lr_scheduler.StepLR]"
+
+    def attributes(state):
+        p = placeholder(1, key=2)  # the arguments of the pickled call are not kept
+        if state is not None:
+            p.__setstate__(state)
+        return p.attributes()
+
+    assert attributes({"last_epoch": 3}) == {"last_epoch": 3}
+    # an object with __slots__ pickles (its __dict__ or None, its slots)
+    assert attributes(({"a": 1, "b": 1}, {"b": 2, "c": 3})) == {"a": 1, "b": 2, "c": 3}
+    assert attributes((None, {"c": 3})) == {"c": 3}
+    assert attributes(({"a": 1}, None)) == {"a": 1}
+    for opaque in (None, (1, 2, 3), ({"a": 1},), [("a", 1)], 5):  # no attributes to read
+        assert attributes(opaque) == {}
+    assert repr(placeholder()) == "<placeholder for torch.optim.lr_scheduler.StepLR>"
+
+
+def test_where_a_refused_object_sits(tmp_path):
+    path = tmp_path / "model.pth.tar-1"
+    torch.save(subprocess.Popen, path)
+    with pytest.raises(CheckpointError, match=r"Popen at the top level\)"):
+        checkpoints.load(path)
+    torch.save({"a": [{"b": (0, subprocess.Popen)}]}, path)
+    with pytest.raises(CheckpointError, match=r"Popen at \['a'\]\[0\]\['b'\]\[1\]\)"):
+        checkpoints.load(path)

@@ -557,8 +557,8 @@ def test_labels_bold_best_values_and_the_latex_label(tmp_path, capsys):
 
 
 def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path, capsys):
-    """Dataset names, a label and a config tag with _ & % # $ { }, --std and --published
-    (whose caption names sar_prompt/published/base2new.csv)."""
+    """Dataset names, a label and a config tag with _ & % # $ { } (the label \\ ~ ^ too),
+    --std and --published (whose caption names sar_prompt/published/base2new.csv)."""
     runs = tmp_path / "runs"
     names = ("my_set&co", "50%#1", "{$x$}")
     write_grid(runs, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=names)
@@ -568,13 +568,24 @@ def test_latex_with_special_characters_std_published_and_a_tag_compiles(tmp_path
     published_file.write_text("method,trainer,dataset,base,new,hm,source,note\n"
                               "CoOp,CoOp,my_set&co,82.5,61.0,70.1,https://example.org/a_b%#,\n")
     tex = latex_of(capsys, str(runs), "--std", "--published", "--published-file",
-                   str(published_file), "--label", "CoOpSAR=CoOp & SAR_{1}", "--config",
+                   str(published_file), "--label", "CoOpSAR=CoOp & SAR_{1} ~\\^", "--config",
                    "vit_b16_ctxv1__my_tag")
     assert "my\\_set\\&co" in tex and "50\\%\\#1" in tex and "\\{\\$x\\$\\}" in tex
     assert "sar\\_prompt/published/base2new.csv" in tex and "(published)" in tex
+    assert ("CoOp \\& SAR\\_\\{1\\} \\textasciitilde{}\\textbackslash{}\\textasciicircum{}"
+            in tex)
     needs_tex()
     log = compile_latex(tmp_path, tex)[0]
     assert "Overfull" not in log and "Missing $" not in log
+
+
+def test_latex_escapes_every_special_character_and_sets_the_symbols_as_math():
+    from sar_prompt.results.latex import escape
+
+    assert escape("\\&%#_{}$~^") == ("\\textbackslash{}\\&\\%\\#\\_\\{\\}\\$"
+                                   "\\textasciitilde{}\\textasciicircum{}")
+    assert escape("Δ a − b ± 1") == "$\\Delta$ a $-$ b $\\pm$ 1"
+    assert escape(1.5) == "1.5"
 
 
 def test_five_methods_and_zero_shot_on_eleven_datasets_fit_one_page_width_table(tmp_path,
@@ -626,3 +637,25 @@ def test_run_with_several_trainers_prints_one_table_with_their_pairs(tmp_path, s
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
     assert rows[1:5] == ["CoOp", "KgCoOp", "KgCoOpSAR", "*Δ KgCoOpSAR − KgCoOp*"]
     assert "has no KgCoOp beside it" not in err
+
+
+@pytest.mark.parametrize("with_std, groups_per_block", [(False, None), (True, None), (True, 1),
+                                                        (False, 12)])
+def test_the_size_estimate_the_layout_is_chosen_by_is_pdflatexs_to_within_4_percent(
+        tmp_path, with_std, groups_per_block):
+    """The layout is chosen from estimated widths and heights (latex.py's constants for
+    Computer Modern at footnotesize): one block to twelve, with and without stds, bold and
+    italic rows, they are within 4% of what pdflatex typesets."""
+    from sar_prompt.results import formats, latex
+
+    needs_tex()
+    write_eleven(tmp_path, FIVE)
+    write_zero_shot(tmp_path, ELEVEN)
+    g = formats.grid(build_table(tmp_path, "base2new", ["ZeroshotCLIP", *FIVE]),
+                     with_std=with_std)
+    layout = (latex.blocks(len(g.groups), -(-len(g.groups) // groups_per_block))
+              if groups_per_block else latex.choose_layout(g))
+    _, width, height, *_ = compile_latex(tmp_path, latex.grid_latex(g, groups_per_block))
+    estimated_width, estimated_height = latex._size(g, layout)
+    assert estimated_width == approx(width, rel=0.04)
+    assert estimated_height == approx(height, rel=0.04)

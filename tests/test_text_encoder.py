@@ -44,3 +44,20 @@ def test_tokenize_reports_every_overlong_prompt():
     msg = str(err.value)
     assert "novel_classes/x.json" in msg and "2 prompt(s)" in msg and "77" in msg
     assert import_clip().tokenize(["ok"]).shape == (1, 77)
+
+
+def test_text_prompts_with_only_embeddings_and_eot_encode_as_clip_does(tiny_clip_path):
+    # A new method's learner may fill in just the two required fields: the defaults must
+    # mean "no sharing, one group, every row up to the longest EOT" (CLIP's own pass).
+    from sar_prompt.modeling.learner_interface import TextPrompts
+
+    clip_model = load_clip("tiny", str(tiny_clip_path), "fp32")
+    encoder = TextEncoder(clip_model)
+    ids = tokenize(["a photo of a dog.", "x", "a photo of a small red fox in the snow.",
+                    "two words"])
+    prompts = TextPrompts(encoder.embed(ids), eot_positions(ids))
+    assert (prompts.deep, prompts.length, prompts.shared_prefix, prompts.groups,
+            prompts.eot_list) == ((), None, 0, 1, None)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.encode(prompts), clip_model.encode_text(ids),
+                                   rtol=1e-5, atol=1e-5)

@@ -57,16 +57,17 @@ def trusted():
 
 
 class Placeholder:
-    """An inert stand-in for a pickled object: it keeps the pickled arguments and state as
-    data and has no behaviour. Subclasses are made per pickled class name."""
+    """An inert stand-in for a pickled object: it keeps the pickled state as data and has
+    no behaviour (its constructor arguments are dropped: nothing reads them). Subclasses
+    are made per pickled class name."""
 
-    pickled_name = "?"
+    pickled_name: str  # set by each subclass (_placeholder_class)
 
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        self.pickled_args = args
+        pass
 
     def __setstate__(self, state):
         self.pickled_state = state
