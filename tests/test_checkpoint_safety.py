@@ -248,3 +248,24 @@ def test_where_a_refused_object_sits(tmp_path):
     torch.save({"a": [{"b": (0, subprocess.Popen)}]}, path)
     with pytest.raises(CheckpointError, match=r"Popen at \['a'\]\[0\]\['b'\]\[1\]\)"):
         checkpoints.load(path)
+
+
+# Many kinds of pickled objects (defined here so that they pickle by name).
+KINDS = [type(f"Kind{i}", (), {"__module__": __name__}) for i in range(40)]
+globals().update({k.__name__: k for k in KINDS})
+
+
+@pytest.mark.parametrize("kinds", [checkpoints.MAX_PICKLED_CLASSES,
+                                   checkpoints.MAX_PICKLED_CLASSES + 1])
+def test_a_file_pickling_too_many_kinds_of_objects_is_refused_early(tmp_path, kinds):
+    assert checkpoints.MAX_PICKLED_CLASSES == 32
+    path = tmp_path / "model.pth.tar-1"
+    torch.save({"state_dict": {}, "val_result": [k() for k in KINDS[:kinds]]}, path)
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.load(path)
+    if kinds == 32:  # each kind rebuilt as a placeholder, then refused where it sits
+        assert "Kind31 at ['val_result'][31]" not in str(err.value)  # five are named
+        assert "test_checkpoint_safety.Kind0 at ['val_result'][0];" in str(err.value)
+    else:
+        assert (": it pickles over 32 kinds of Python objects, where only tensors and numbers "
+                "belong." in str(err.value))

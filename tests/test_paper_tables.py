@@ -551,7 +551,9 @@ def test_labels_bold_best_values_and_the_latex_label(tmp_path, capsys):
     assert "| CoOp | **82.00** | 62.00 |" in capsys.readouterr().out
     for bad, message in ((["--label", "KgCoOp=Kg"], "KgCoOp is not in the table"),
                          (["--label", "CoOpSAR"], "write TRAINER=TEXT"),
-                         (["--latex-label", "tab:{x}"], "LaTeX label")):
+                         (["--latex-label", "tab:{x}"],
+                          "LaTeX label 'tab:{x}': use letters, digits and : . _ / + - only "
+                          "(e.g. tab:base2new).")):
         assert main([str(tmp_path), *bad]) == 2
         assert message in capsys.readouterr().err
 

@@ -114,7 +114,7 @@ def _load_weights_only(path, map_location):
     # format and for the legacy one alike), still inside that unpickler: it blocks modules
     # such as os outright. Where each placeholder sits is checked after.
     names = []
-    for _ in range(MAX_PICKLED_CLASSES):
+    for _ in range(MAX_PICKLED_CLASSES + 1):  # a load to learn each kind, then the last
         try:
             with torch.serialization.safe_globals([(_placeholder_class(n), n) for n in names]):
                 obj = torch.load(path, map_location=map_location, weights_only=True)

@@ -40,7 +40,7 @@ def escape(text):
 
 
 def check_label(label):
-    if not LABEL_CHARS.fullmatch(label or ""):
+    if not LABEL_CHARS.fullmatch(label):
         raise ConfigError(f"LaTeX label {label!r}: use letters, digits and : . _ / + - only "
                           "(e.g. tab:base2new).")
     return label
@@ -49,7 +49,7 @@ def check_label(label):
 STD = "\\textsubscript{{$\\pm${:.2f}}}"
 
 
-def _number(cell, std_column=False):
+def _number(cell, std_column):
     """A cell's LaTeX: the mean (bold when best), ± std as a subscript (in a column with
     stds, an invisible one where there is none, so the means line up), a seed-count mark."""
     if cell.mean is None:
