@@ -273,3 +273,44 @@ def test_a_file_pickling_too_many_kinds_of_objects_is_refused_early(tmp_path, ki
     else:
         assert (": it pickles over 32 kinds of Python objects, where only tensors and numbers "
                 "belong." in str(err.value))
+
+
+def test_a_missing_or_unreadable_file_is_named(tmp_path):
+    from sar_prompt.errors import MissingCheckpointError
+
+    missing = tmp_path / "model.pth.tar-3"
+    with pytest.raises(MissingCheckpointError) as err:
+        checkpoints.load(missing)
+    assert str(err.value) == f"No checkpoint file at {missing}."
+    truncated = plant(tmp_path / "model.pth.tar-1", None)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.load(truncated)
+    assert str(err.value).startswith(f"Cannot read the checkpoint {truncated}: it is truncated "
+                                     "or not a PyTorch checkpoint (RuntimeError: ")
+    assert str(err.value).endswith(").")
+
+
+def test_the_full_unpickle_warning_points_at_the_caller(tmp_path, monkeypatch):
+    path = plant(tmp_path / "model.pth.tar-1", Exec(tmp_path / "marker"))
+    monkeypatch.setenv(checkpoints.TRUST_ENV, "1")
+    with pytest.warns(UserWarning) as record:
+        checkpoints.load(path)
+    assert [str(w.message) for w in record] == [
+        f"{path}: loading with a full unpickle because checkpoint code is trusted; only do "
+        "this for files you trust."]
+    assert record[0].filename == __file__
+
+
+def test_a_pickled_scheduler_holding_objects_is_not_restored():
+    scheduler = checkpoints._placeholder_class("torch.optim.lr_scheduler.LambdaLR")()
+    hook = checkpoints._placeholder_class("builtins.print")()
+    scheduler.__setstate__({"optimizer": object(), "last_epoch": 2, "lr_lambdas": [hook],
+                            "base_lrs": [0.1], "hook": {"x": hook}})
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.legacy_scheduler_state(scheduler)
+    assert str(err.value).startswith(
+        "the pickled scheduler torch.optim.lr_scheduler.LambdaLR holds Python objects in "
+        "lr_lambdas, hook; it cannot be restored safely. Only if you trust")
+    scheduler.__setstate__({"optimizer": object(), "last_epoch": 2, "base_lrs": [0.1]})
+    assert checkpoints.legacy_scheduler_state(scheduler) == {"last_epoch": 2, "base_lrs": [0.1]}

@@ -53,6 +53,7 @@ TESTS = {
     "sar_prompt/modeling/tokens.py": ["tests/test_tokens.py", *MODELING_TESTS],
     "sar_prompt/modeling/backbone.py": ["tests/test_backbone.py", *MODELING_TESTS],
     "sar_prompt/modeling/bpe.py": ["tests/test_novel_lists.py", *MODELING_TESTS],
+    "sar_prompt/modeling/transfer.py": ["tests/test_transfer.py", *MODELING_TESTS],
     "sar_prompt/modeling/torch_load.py": ["tests/test_checkpoint_safety.py", "tests/test_compat.py",
                                           "tests/test_input_guards.py"],
     "sar_prompt/results/records.py": ["tests/test_records.py", *RESULTS_TESTS],
