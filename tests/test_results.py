@@ -5,6 +5,7 @@ import csv
 import statistics
 import io
 import json
+import re
 
 import pytest
 
@@ -304,10 +305,26 @@ def test_latex_is_one_booktabs_tabular_of_stacked_blocks(tmp_path):
     assert len(rows) == 2 * (1 + len(GRID) + 2)  # per block: sub-header, methods, 2 deltas
     assert all(line.count("&") == 9 for line in rows)  # every row fills its block
     assert "$\\Delta$ CoOpSAR $-$ CoOp" in tex and "\\label{tab:base2new}" in tex
+    # three blocks: the datasets in order, each block's numbers under its own titles
+    tex = to_latex(table, groups_per_block=2)
+    titles = re.findall(r"\\multicolumn\{3\}\{c\}\{([^}]*)\}", tex)
+    assert titles == ["ImageNet", "Caltech101", "OxfordPets", "DTD", "EuroSAT", "Average"]
+    second = tex.split("\\midrule[\\heavyrulewidth]")[1]  # OxfordPets and DTD
+    assert ("\nCoOp & \\textbf{86.00} & 66.00 & 74.68 & \\textbf{88.00} & 68.00 & 76.72 \\\\\n"
+            in second)
     # a small table is not split and not scaled up: only scaled down if wider than the text
     tex = to_latex(build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], datasets=["dtd"]))
     assert tex.count("\\begin{tabular}{l" + "r" * 6 + "}") == 1  # DTD + Average
     assert "\\resizebox{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}{!}" in tex
+
+
+def test_column_groups_split_into_blocks_in_order():
+    from sar_prompt.results.latex import blocks
+
+    assert blocks(12, 1) == [range(0, 12)]
+    assert blocks(12, 3) == [range(0, 4), range(4, 8), range(8, 12)]
+    assert blocks(11, 3) == [range(0, 4), range(4, 8), range(8, 11)]  # the first ones larger
+    assert blocks(2, 5) == [range(0, 1), range(1, 2)]  # never an empty block
 
 
 def test_csv_long_and_wide(tmp_path):
