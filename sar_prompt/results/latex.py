@@ -17,12 +17,18 @@ from sar_prompt.errors import ConfigError
 TEXT_WIDTH = 500.0
 TABLE_HEIGHT = 560.0   # what a table* may fill, its caption aside
 TABCOLSEP = 3.5
-# Computer Modern at \footnotesize (8 pt): widths in pt; the sizes come out within 4% of
-# what pdflatex sets (tests/test_paper_tables.py measures them).
-DIGIT, POINT, SIGN, LETTER = 4.25, 2.4, 6.6, 4.5
+# Computer Modern at \footnotesize (8 pt): widths in pt, measured with pdflatex; a table's
+# size comes out within 3% (width) and 1% (height) of pdflatex's (tests/test_paper_tables.py).
+DIGIT, POINT, SIGN, SPACE, LOWER, UPPER = 4.25, 2.4, 6.6, 2.85, 4.4, 6.2
+NARROW, WIDE = 2.9, 7.5     # the letters of these widths:
+NARROW_CHARS, WIDE_CHARS = set("fijlrstI()_"), set("mwMW%#&")
 SUB_DIGIT, SUB_POINT, SUB_PM = 3.7, 2.0, 6.2   # \textsubscript: about 6 pt
 BOLD = 1.15
-ROW, RULE, GAP = 10.0, 3.0, 6.0                # a row's height, a rule's, between blocks
+# Heights (pt): a row is \footnotesize's \baselineskip; booktabs' rules with the space
+# above and below them (its defaults, set at 10 pt).
+ROW = 9.5
+TOP, MID, BOTTOM, HEAVY_MID, CMID = 3.6, 5.0, 2.5, 5.3, 4.8
+LINESPACE = 2.0                                # \addlinespace[2pt]
 
 ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_",
            "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\textasciitilde{}",
@@ -69,7 +75,9 @@ def _number(cell, std_column):
 def _width(text, bold=False):
     """Estimated width (pt) of plain text at \\footnotesize."""
     w = sum(DIGIT if ch.isdigit() else POINT if ch in ".,:;" else SIGN if ch in "+−-±Δ"
-            else 2.7 if ch == " " else LETTER for ch in text)
+            else SPACE if ch == " " else NARROW if ch in NARROW_CHARS
+            else WIDE if ch in WIDE_CHARS else UPPER if ch.isupper() else LOWER
+            for ch in text)
     return w * (BOLD if bold else 1.0)
 
 
@@ -87,6 +95,23 @@ def _cell_width(cell):
 def _shown(row, cols):
     """Whether a row has anything to show in a block (method rows always do)."""
     return row.kind == "method" or any(c.mean is not None for c in row.cells[cols])
+
+
+def _block_rows(g, cols):
+    """(row, what goes above it: None, "space" or "rule") for the rows a block shows: a
+    little space before a method after the delta rows, a rule above zero-shot deltas."""
+    out, previous = [], None
+    for row in g.rows:
+        if not _shown(row, cols):
+            continue
+        above = None
+        if previous == "delta" and row.kind == "method":
+            above = "space"
+        if row.kind == "zero-shot delta" and previous != row.kind:
+            above = "rule"
+        out.append((row, above))
+        previous = row.kind
+    return out
 
 
 def blocks(n_groups, n_blocks):
@@ -111,7 +136,7 @@ def _size(g, layout):
     ncols = max(block_columns(g, b).stop - block_columns(g, b).start for b in layout)
     widths = [0.0] * ncols
     label_w = _width(g.row_title)
-    height = RULE
+    height = TOP + BOTTOM + HEAVY_MID * (len(layout) - 1)
     for block in layout:
         cols = block_columns(g, block)
         at = 0
@@ -127,11 +152,12 @@ def _size(g, layout):
                 for j in range(len(subs)):
                     widths[at + j] += (group_w - share - 2 * TABCOLSEP) / len(subs)
             at += len(subs)
-        rows = [r for r in g.rows if _shown(r, cols)]
+        rows = _block_rows(g, cols)
         label_w = max([label_w] + [_width(r.label) + (10 if r.kind != "method" else 0)
-                                   for r in rows])
-        height += (2 if any(s for i in block for s in g.groups[i][1]) else 1) * ROW
-        height += len(rows) * ROW + 2 * RULE + GAP
+                                   for r, _ in rows])
+        has_subs = any(s for i in block for s in g.groups[i][1])
+        height += (2 * ROW + CMID if has_subs else ROW) + MID + len(rows) * ROW
+        height += sum({"space": LINESPACE, "rule": CMID}.get(above, 0) for _, above in rows)
     width = label_w + sum(widths) + 2 * TABCOLSEP * (ncols + 1)
     return width, height
 
@@ -189,20 +215,16 @@ def grid_latex(g, groups_per_block=None, label="", caption=True):
         out.append("\\midrule")
         with_std = {j for j in range(cols.stop - cols.start)
                     if any(r.cells[cols.start + j].std is not None for r in g.rows)}
-        previous = None
-        for row in g.rows:
-            if not _shown(row, cols):
-                continue
-            if previous == "delta" and row.kind == "method":
-                out.append("\\addlinespace[2pt]")
-            if row.kind == "zero-shot delta" and previous != row.kind:
+        for row, above in _block_rows(g, cols):
+            if above == "space":
+                out.append(f"\\addlinespace[{LINESPACE:g}pt]")
+            elif above == "rule":
                 out.append("\\cmidrule(lr){1-" + str(ncols + 1) + "}")
             text = escape(row.label)
             if row.kind != "method":
                 text = f"\\quad\\textit{{{text}}}"
             out.append(" & ".join([text] + [_number(c, j in with_std)
                                             for j, c in enumerate(row.cells[cols])]) + " \\\\")
-            previous = row.kind
     out += ["\\bottomrule", "\\end{tabular}}"]
     if caption:
         out.append("\\caption{" + escape(" ".join(g.notes)) + "}")
