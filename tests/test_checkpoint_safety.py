@@ -314,3 +314,21 @@ def test_a_pickled_scheduler_holding_objects_is_not_restored():
         "lr_lambdas, hook; it cannot be restored safely. Only if you trust")
     scheduler.__setstate__({"optimizer": object(), "last_epoch": 2, "base_lrs": [0.1]})
     assert checkpoints.legacy_scheduler_state(scheduler) == {"last_epoch": 2, "base_lrs": [0.1]}
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_map_location_loads_to_the_cpu_on_a_machine_without_cuda(tmp_path, monkeypatch,
+                                                                      cuda):
+    path = plant(tmp_path / "model.pth.tar-1", None)
+    seen = []
+    real_load = torch.load
+
+    def spying_load(*args, **kwargs):
+        seen.append(kwargs["map_location"])
+        return real_load(*args, **{**kwargs, "map_location": "cpu"})
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch, "load", spying_load)
+    checkpoints.load(path)
+    checkpoints.load(path, map_location="meta")
+    assert seen == [None if cuda else "cpu", "meta"]  # None: where each tensor was saved
