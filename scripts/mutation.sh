@@ -12,6 +12,7 @@
 #           FILE      one file, e.g. trainers/kgcoop.py
 #   Targets and each file's tests: scripts/mutation/mutmut_config.py.
 #   SAR_MUTATION_FROM_LINE=N  skip the mutants above line N (they show as skipped)
+#   SAR_MUTATION_TO_LINE=M    skip the mutants below line M
 # Afterwards: .venv/bin/python scripts/mutation/mutmut_config.py report (the survivors);
 # .venv/bin/mutmut show ID (a mutant's diff) only once the run has ended.
 # Results are cached in .mutmut-cache: a rerun tests only what changed (delete it to start

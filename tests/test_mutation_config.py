@@ -69,6 +69,8 @@ def test_mutants_above_the_from_line_are_skipped(config, monkeypatch):
     assert not hook(1).skip and "tests/test_records.py" in hook(1).config.test_command
     monkeypatch.setenv("SAR_MUTATION_FROM_LINE", "99")
     assert hook(98).skip and not hook(99).skip and not hook(120).skip
+    monkeypatch.setenv("SAR_MUTATION_TO_LINE", "110")
+    assert hook(98).skip and not hook(99).skip and not hook(110).skip and hook(111).skip
 
 
 def test_a_file_with_a_test_file_of_its_name_has_it_among_its_tests(config):

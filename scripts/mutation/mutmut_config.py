@@ -175,9 +175,12 @@ def pre_mutation(context):
         context.skip = True
         return
     functions = spec[path]
-    # SAR_MUTATION_FROM_LINE=N: only mutants on line N (1-based) or below, to go on reading
-    # a file's survivors from where an earlier run's reading stopped
-    if context.current_line_index + 1 < int(os.environ.get("SAR_MUTATION_FROM_LINE", "1")):
+    # SAR_MUTATION_FROM_LINE=N, SAR_MUTATION_TO_LINE=M: only the mutants on lines N to M
+    # (1-based, both included), to go on reading a file's survivors from where an earlier
+    # run's reading stopped, or to test again only the lines rewritten since
+    line = context.current_line_index + 1
+    if not (int(os.environ.get("SAR_MUTATION_FROM_LINE", "1")) <= line
+            <= int(os.environ.get("SAR_MUTATION_TO_LINE", str(sys.maxsize)))):
         context.skip = True
         return
     if functions is not None and context.current_line_index not in function_lines(path,
