@@ -61,3 +61,35 @@ def test_counts_and_the_77_token_limit():
     assert bpe.token_count("a photo of a dog.") == 6
     fits, over = " ".join(["dog"] * 75), " ".join(["dog"] * 76)  # + start and end tokens
     assert bpe.too_long(["dog", fits, over, over + " cat"]) == [(over, 78), (over + " cat", 79)]
+
+
+class FakeFile:
+    def __init__(self, path):
+        self.path = path
+
+    def as_posix(self):
+        return "clip/__init__.py"
+
+    def locate(self):
+        return self.path
+
+
+@pytest.mark.parametrize("has", [("model.py",), ("simple_tokenizer.py",),
+                                 ("model.py", "simple_tokenizer.py")])
+def test_a_clip_folder_without_openais_model_and_tokenizer_is_not_openais(tmp_path,
+                                                                          monkeypatch, has):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for name in ("__init__.py", *has):
+        (folder / name).write_text("")
+    listed = type("Distribution", (), {"files": [FakeFile(folder / "__init__.py")]})
+    monkeypatch.setattr(metadata, "distribution", lambda name: listed)
+    expected = folder.resolve() if len(has) == 2 else None
+    assert bpe.openai_package_dir() == expected
+
+
+def test_the_tokenizer_module_is_loaded_once_under_a_private_name():
+    import sys
+
+    module = bpe._tokenizer_module()
+    assert bpe._tokenizer_module() is module is sys.modules["sar_prompt._clip_simple_tokenizer"]
