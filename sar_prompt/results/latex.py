@@ -29,6 +29,7 @@ BOLD = 1.15
 ROW = 9.5
 TOP, MID, BOTTOM, HEAVY_MID, CMID = 3.6, 5.0, 2.5, 5.3, 4.8
 LINESPACE = 2.0                                # \addlinespace[2pt]
+QUAD = 8.5                                     # the indent of delta rows (\quad)
 
 ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_",
            "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\textasciitilde{}",
@@ -153,7 +154,7 @@ def _size(g, layout):
                     widths[at + j] += (group_w - share - 2 * TABCOLSEP) / len(subs)
             at += len(subs)
         rows = _block_rows(g, cols)
-        label_w = max([label_w] + [_width(r.label) + (10 if r.kind != "method" else 0)
+        label_w = max([label_w] + [_width(r.label) + (QUAD if r.kind != "method" else 0)
                                    for r, _ in rows])
         has_subs = any(s for i in block for s in g.groups[i][1])
         height += (2 * ROW + CMID if has_subs else ROW) + MID + len(rows) * ROW
