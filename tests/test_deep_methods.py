@@ -356,3 +356,33 @@ def test_every_maple_and_promptsrc_config_loads_in_a_reference_suite():
         else:
             assert cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT == 25
             assert cfg.OPTIM.MAX_EPOCH in (20, 50) and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
+
+
+@pytest.mark.parametrize("trainer, key, minimum", [
+    ("MaPLe", "TRAINER.MAPLE.PROMPT_DEPTH", 1),
+    ("PromptSRC", "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", 1),
+    ("PromptSRC", "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", 0)])
+def test_each_methods_prompt_depths_are_checked_under_their_own_keys(build_deep, capsys,
+                                                                    trainer, key, minimum):
+    from sar_prompt.errors import ConfigError
+
+    if minimum:
+        with pytest.raises(ConfigError) as err:
+            build_deep(trainer, key, "0")
+        assert str(err.value) == f"{key} is 0; it must be at least 1."
+    build_deep(trainer, key, "5")  # the 3-block CLIP: prompts for blocks 4 and 5 go unused
+    out = capsys.readouterr().out
+    for encoder in (["text", "vision"] if trainer == "MaPLe" else
+                    ["text"] if key.endswith("TEXT") else ["vision"]):
+        assert (f"[sar_prompt] {key} is 5, but this CLIP's {encoder} encoder has 3 layers: "
+                f"no {encoder} prompts for layers 4..5.") in out
+    assert out.count(f"{key} is 5") == (2 if trainer == "MaPLe" else 1)
+
+
+def test_zero_shot_clip_says_which_prompts_and_that_it_only_evaluates(build_deep, capsys):
+    trainer = build_deep("ZeroshotCLIP")
+    assert "[sar_prompt] zero-shot prompts: a photo of a {}.\n" in capsys.readouterr().out
+    trainer.test = lambda: print("tested")
+    trainer.train()
+    assert capsys.readouterr().out == ("[sar_prompt] ZeroshotCLIP has nothing to train; "
+                                       "evaluating.\ntested\n")

@@ -39,7 +39,7 @@ TESTS = {
     "trainers/coop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
     "trainers/kgcoop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
     "trainers/cocoop.py": ["tests/test_methods.py"],
-    "trainers/zsclip.py": ["tests/test_methods.py"],
+    "trainers/zsclip.py": ["tests/test_methods.py", *DEEP_TESTS],
     "trainers/maple.py": DEEP_TESTS,
     "trainers/promptsrc.py": DEEP_TESTS,
     "trainers/sar_gradient.py": ["tests/test_sar_gradient.py"],
