@@ -713,3 +713,73 @@ def test_the_size_estimate_with_titles_wider_than_their_one_column(tmp_path, gro
     g = formats.grid(build_table(tmp_path, "xd", ["CoOp", "CoOpSAR"]), with_std=True)
     assert all(len(subs) == 1 for _, subs in g.groups)
     assert_size_estimate(tmp_path, g, groups_per_block)
+
+
+def test_the_whole_latex_of_a_two_block_table(tmp_path):
+    """Every line: the preamble, a block per column group under a heavy rule, stds as
+    subscripts (~ below; invisible where a row has none: @), bold best values, a little space
+    before a method after the delta rows, a rule above the zero-shot deltas; no caption or
+    label unless asked for, and then at the end."""
+    from sar_prompt.results import formats, latex
+
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0),
+                          "KgCoOp": (78.0, 70.0)}, datasets=("dtd",))
+    write_zero_shot(tmp_path, ("dtd",))
+    table = build_table(tmp_path, "base2new", ["ZeroshotCLIP", "CoOp", "CoOpSAR", "KgCoOp"],
+                        zero_shot_deltas=True)
+    g = formats.grid(table, with_std=True)
+    expected = [
+        r'% base-to-new generalisation: ZeroshotCLIP vit_b16; CoOp cfg; CoOpSAR cfg; KgCoOp cfg; '
+        r'shots 16; seeds 1 2 3',
+        r'% requires \usepackage{booktabs} and \usepackage{graphicx}',
+        r'\begin{table*}[t]',
+        r'\centering',
+        r'\footnotesize',
+        r'\setlength{\tabcolsep}{3.5pt}',
+        r'% scaled down only if wider than the text',
+        r'\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%',
+        r'\begin{tabular}{lrrr}',
+        r'\toprule',
+        r' & \multicolumn{3}{c}{DTD} \\',
+        r'\cmidrule(lr){2-4}',
+        r'Method & Base & New & HM \\',
+        r'\midrule',
+        r'ZeroshotCLIP (zero-shot) & 69.00@ & \textbf{74.00}@ & 71.41@ \\',
+        r'CoOp & \textbf{82.00}~0.82 & 62.00~0.82 & 70.61~0.83 \\',
+        r'CoOpSAR & 81.00~0.82 & 68.00~0.82 & 73.93~0.82 \\',
+        r'\quad\textit{$\Delta$ CoOpSAR $-$ CoOp} & $-$1.00@ & +6.00@ & +3.32@ \\',
+        r'\addlinespace[2pt]',
+        r'KgCoOp & 80.00~0.82 & 72.00~0.82 & \textbf{75.79}~0.82 \\',
+        r'\cmidrule(lr){1-4}',
+        r'\quad\textit{$\Delta$ CoOp $-$ ZeroshotCLIP} & +13.00@ & $-$12.00@ & $-$0.80@ \\',
+        r'\quad\textit{$\Delta$ CoOpSAR $-$ ZeroshotCLIP} & +12.00@ & $-$6.00@ & +2.52@ \\',
+        r'\quad\textit{$\Delta$ KgCoOp $-$ ZeroshotCLIP} & +11.00@ & $-$2.00@ & +4.38@ \\',
+        r'\midrule[\heavyrulewidth]',
+        r' & \multicolumn{3}{c}{Average} \\',
+        r'\cmidrule(lr){2-4}',
+        r'Method & Base & New & HM \\',
+        r'\midrule',
+        r'ZeroshotCLIP (zero-shot) & 69.00 & \textbf{74.00} & 71.41 \\',
+        r'CoOp & \textbf{82.00} & 62.00 & 70.61 \\',
+        r'CoOpSAR & 81.00 & 68.00 & 73.93 \\',
+        r'\quad\textit{$\Delta$ CoOpSAR $-$ CoOp} & $-$1.00 & +6.00 & +3.32 \\',
+        r'\addlinespace[2pt]',
+        r'KgCoOp & 80.00 & 72.00 & \textbf{75.79} \\',
+        r'\cmidrule(lr){1-4}',
+        r'\quad\textit{$\Delta$ CoOp $-$ ZeroshotCLIP} & +13.00 & $-$12.00 & $-$0.80 \\',
+        r'\quad\textit{$\Delta$ CoOpSAR $-$ ZeroshotCLIP} & +12.00 & $-$6.00 & +2.52 \\',
+        r'\quad\textit{$\Delta$ KgCoOp $-$ ZeroshotCLIP} & +11.00 & $-$2.00 & +4.38 \\',
+        r'\bottomrule',
+        r'\end{tabular}}',
+        r'\end{table*}',
+        r'',
+    ]
+    phantom = "\\phantom{\\textsubscript{$\\pm$0.00}}"
+    expected = [re.sub(r"~(\d\.\d\d)", r"\\textsubscript{$\\pm$\1}", line.replace("@", phantom))
+                for line in expected]
+    assert latex.grid_latex(g, groups_per_block=1, caption=False).split("\n") == expected
+    with_caption = latex.grid_latex(g, groups_per_block=1, label="tab:x").split("\n")
+    assert with_caption[-4].startswith("\\caption{HM: harmonic mean of the mean base")
+    assert with_caption[-3:] == ["\\label{tab:x}", "\\end{table*}", ""]
+    assert with_caption[:-4] == latex.grid_latex(g, groups_per_block=1, caption=False).split(
+        "\n")[:-2]
