@@ -93,3 +93,20 @@ def test_the_tokenizer_module_is_loaded_once_under_a_private_name():
 
     module = bpe._tokenizer_module()
     assert bpe._tokenizer_module() is module is sys.modules["sar_prompt._clip_simple_tokenizer"]
+
+
+def test_the_installed_package_wins_over_a_host_suites_own_clip_folder(tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+
+    installed = installed_clip_folder() / "simple_tokenizer.py"
+    decoy = tmp_path / "clip"
+    decoy.mkdir()
+    for name in ("__init__.py", "simple_tokenizer.py"):
+        (decoy / name).write_text("")
+    spec = importlib.machinery.ModuleSpec("clip", None, is_package=True)
+    spec.submodule_search_locations = [str(decoy)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    assert bpe._tokenizer_file() == installed
+    only_distribution(monkeypatch, None)  # no installed package: the one on the path
+    assert bpe._tokenizer_file() == decoy / "simple_tokenizer.py"
