@@ -166,14 +166,17 @@ def test_sar_variant_with_weight_zero_is_the_method_bit_for_bit(build_deep, tmp_
 
 
 def test_promptsrc_final_checkpoint_holds_the_gaussian_aggregate_also_when_resumed(
-        build_deep, tmp_path):
+        build_deep, tmp_path, capsys):
     from sar_prompt.modeling.gpa import gaussian_epoch_weights
 
     opts = ("OPTIM.MAX_EPOCH", "3", "TRAINER.PROMPTSRC.GPA_MEAN", "2",
             "TRAINER.PROMPTSRC.GPA_STD", "1", "TEST.NO_TEST", "True", "TRAIN.CHECKPOINT_FREQ", "1")
     trainer = build_deep("PromptSRC", *opts, output=tmp_path / "whole")
     states = per_epoch_prompts(trainer)
+    capsys.readouterr()
     trainer.train()
+    assert ("[sar_prompt] GPA: the final prompts aggregate epochs 1-3 with Gaussian weights "
+            "(mean 2, std 1)\n") in capsys.readouterr().out
     weights = gaussian_epoch_weights(3, 2, 1)
     final = torch.load(tmp_path / "whole/prompt_learner/model.pth.tar-3", weights_only=True)
     assert list(final["state_dict"]) == list(states[0])  # learnable tensors only
@@ -386,3 +389,15 @@ def test_zero_shot_clip_says_which_prompts_and_that_it_only_evaluates(build_deep
     trainer.train()
     assert capsys.readouterr().out == ("[sar_prompt] ZeroshotCLIP has nothing to train; "
                                        "evaluating.\ntested\n")
+
+
+def test_promptsrc_resumed_from_a_checkpoint_without_its_aggregate(build_deep, capsys):
+    trainer = build_deep("PromptSRC")
+    state = trainer.training_state(0)
+    assert trainer.restore_training_state(state, "ckpt") is True  # the aggregate restored
+    del state["gpa"]
+    capsys.readouterr()
+    assert trainer.restore_training_state(state, "ckpt") is False
+    assert capsys.readouterr().out == (
+        "[sar_prompt] ckpt holds no prompt aggregate (GPA): the final prompts will aggregate "
+        "only the epochs still to run, their weights renormalised.\n")
