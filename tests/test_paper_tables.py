@@ -783,3 +783,21 @@ def test_the_whole_latex_of_a_two_block_table(tmp_path):
     assert with_caption[-3:] == ["\\label{tab:x}", "\\end{table*}", ""]
     assert with_caption[:-4] == latex.grid_latex(g, groups_per_block=1, caption=False).split(
         "\n")[:-2]
+    # both groups in one block: their titles, each over its own columns
+    one_block = latex.grid_latex(g, groups_per_block=2).split("\n")
+    assert one_block[10:13] == [
+        r" & \multicolumn{3}{c}{DTD} & \multicolumn{3}{c}{Average} \\",
+        r"\cmidrule(lr){2-4} \cmidrule(lr){5-7}",
+        r"Method & Base & New & HM & Base & New & HM \\"]
+
+
+def test_the_header_of_a_table_with_one_number_per_dataset(tmp_path):
+    from sar_prompt.results import formats, latex
+
+    for dataset, sub in (("imagenet", "train_all"), ("dtd", "test_all"), ("eurosat", "test_all")):
+        write(tmp_path, sub, 1, 70.0, dataset, "CoOp")
+    g = formats.grid(build_table(tmp_path, "xd", ["CoOp"]))
+    lines = latex.grid_latex(g, groups_per_block=4).split("\n")
+    assert lines[10:12] == [
+        r"Method & \multicolumn{1}{c}{ImageNet (source)} & \multicolumn{1}{c}{DTD} & "
+        r"\multicolumn{1}{c}{EuroSAT} & \multicolumn{1}{c}{Average} \\", r"\midrule"]
