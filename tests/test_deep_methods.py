@@ -382,8 +382,16 @@ def test_each_methods_prompt_depths_are_checked_under_their_own_keys(build_deep,
     assert out.count(f"{key} is 5") == (2 if trainer == "MaPLe" else 1)
 
 
-def test_zero_shot_clip_says_which_prompts_and_that_it_only_evaluates(build_deep, capsys):
+def test_zero_shot_clip_says_which_prompts_and_that_it_only_evaluates(build_deep, capsys,
+                                                                     monkeypatch):
+    from sar_prompt.modeling import precision
+
+    requested = []
+    effective = precision.effective_precision
+    monkeypatch.setattr(precision, "effective_precision",
+                        lambda prec, device: requested.append(prec) or effective(prec, device))
     trainer = build_deep("ZeroshotCLIP")
+    assert requested == ["fp16"]  # no PREC key: fp16, as the references' zero-shot CLIP
     assert "[sar_prompt] zero-shot prompts: a photo of a {}.\n" in capsys.readouterr().out
     trainer.test = lambda: print("tested")
     trainer.train()
@@ -401,3 +409,28 @@ def test_promptsrc_resumed_from_a_checkpoint_without_its_aggregate(build_deep, c
     assert capsys.readouterr().out == (
         "[sar_prompt] ckpt holds no prompt aggregate (GPA): the final prompts will aggregate "
         "only the epochs still to run, their weights renormalised.\n")
+
+
+def test_only_sar_variants_require_the_sar_keys(build_deep):
+    """A host suite's config without TRAINER.SAR runs the plain methods."""
+    from sar_prompt.errors import ConfigError
+
+    for name in ("ZeroshotCLIP", "MaPLe", "MaPLeSAR"):
+        trainer = build_deep(name)
+        cfg = trainer.cfg.clone()
+        cfg.defrost()
+        del cfg.TRAINER["SAR"]
+        if name.endswith("SAR"):
+            with pytest.raises(ConfigError, match="TRAINER.SAR"):
+                trainer.check_cfg(cfg)
+        else:
+            trainer.check_cfg(cfg)
+
+
+def test_the_epochs_the_gaussian_aggregate_covers_as_ranges():
+    from sar_prompt.trainers.promptsrc import _ranges
+
+    assert _ranges([0, 1, 2]) == "1-3"
+    assert _ranges([4]) == "5"
+    assert _ranges([3, 0, 1]) == "1, 2, 4"
+    assert _ranges([1, 2, 5, 6]) == "2, 3, 6, 7"

@@ -12,7 +12,6 @@ import math
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from dassl.engine import TrainerX
@@ -50,9 +49,9 @@ class StepOutput:
     logits: torch.Tensor
     image_features: torch.Tensor
     text_features: torch.Tensor
-    class_text_features: Optional[torch.Tensor] = None
+    class_text_features: torch.Tensor
+    extra_text: list
     terms: "OrderedDict[str, tuple]" = field(default_factory=OrderedDict)
-    extra_text: list = field(default_factory=list)
 
     def total(self):
         return sum(w * v for w, v in self.terms.values() if w != 0)
@@ -199,7 +198,7 @@ class PromptTuningTrainer(TrainerCheckpoints, CLIPTrainer):
         text, *extra = model.text_features_of([(None, None), *extra_text], condition)
         class_text = mean_over_images(text) if model.conditioned else text
         logits = model.logits(image_features, text)
-        out = StepOutput(logits, image_features, text, class_text, extra_text=extra)
+        out = StepOutput(logits, image_features, text, class_text, extra)
         out.terms["ce"] = (1.0, torch.nn.functional.cross_entropy(logits, label))
         return out
 

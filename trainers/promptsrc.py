@@ -111,5 +111,6 @@ class PromptSRC(PromptTuningTrainer):
 
 def _ranges(epochs):
     shown = [e + 1 for e in sorted(epochs)]
-    return f"{shown[0]}-{shown[-1]}" if shown == list(range(shown[0], shown[-1] + 1)) else \
-        ", ".join(map(str, shown))
+    if len(shown) > 1 and shown == list(range(shown[0], shown[-1] + 1)):
+        return f"{shown[0]}-{shown[-1]}"
+    return ", ".join(map(str, shown))
