@@ -434,3 +434,35 @@ def test_the_epochs_the_gaussian_aggregate_covers_as_ranges():
     assert _ranges([4]) == "5"
     assert _ranges([3, 0, 1]) == "1, 2, 4"
     assert _ranges([1, 2, 5, 6]) == "2, 3, 6, 7"
+
+
+def test_the_hand_crafted_prompt_a_method_uses(build_deep):
+    """The node's TEMPLATE where the node has one (CoOp's, CoCoOp's), else the dataset's."""
+    assert build_deep("MaPLeSAR").handcrafted_templates() == ("a photo of a {}.",)
+    assert build_deep("KgCoOp").handcrafted_templates() == ("a photo of a {}.",)
+    kgcoop = build_deep("KgCoOp", "TRAINER.COOP.TEMPLATE", "a {} in the wild.")
+    assert kgcoop.handcrafted_templates() == ("a {} in the wild.",)
+
+
+def test_clip_is_loaded_at_the_image_size_it_takes_and_with_the_checkpoint_trust(
+        build_deep, deep_clip_path, tmp_path, monkeypatch, capsys):
+    from sar_prompt.errors import ConfigError, WeightsError
+    from sar_prompt.modeling.torch_load import TRUST_ENV
+    from test_input_guards import RunsCode
+
+    trainer = build_deep("CoOp")
+    name, size = trainer.cfg.MODEL.BACKBONE.NAME, trainer.clip_model.visual.input_resolution
+    assert f"[sar_prompt] loading CLIP {name} (fp32)\n" in capsys.readouterr().out
+    with pytest.raises(ConfigError) as err:
+        build_deep("CoOp", "INPUT.SIZE", "(8, 8)")
+    assert str(err.value) == (f"INPUT.SIZE is (8, 8), but this CLIP takes {size}x{size} "
+                              f"images; set INPUT.SIZE ({size}, {size}).")
+    holding_code = tmp_path / "clip_with_code.pt"
+    torch.save({"state_dict": torch.load(deep_clip_path, weights_only=True),
+                "extra": RunsCode()}, holding_code)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(WeightsError, match="holds Python code"):
+        build_deep("CoOp", "MODEL.BACKBONE.PATH", str(holding_code))
+    with pytest.warns(UserWarning, match="full unpickle"):
+        build_deep("CoOp", "MODEL.BACKBONE.PATH", str(holding_code),
+                   "MODEL.TRUST_CHECKPOINT_CODE", "True")
