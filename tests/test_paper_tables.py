@@ -779,7 +779,12 @@ def test_the_whole_latex_of_a_two_block_table(tmp_path):
                 for line in expected]
     assert latex.grid_latex(g, groups_per_block=1, caption=False).split("\n") == expected
     with_caption = latex.grid_latex(g, groups_per_block=1, label="tab:x").split("\n")
-    assert with_caption[-4].startswith("\\caption{HM: harmonic mean of the mean base")
+    assert with_caption[-4] == (
+        r"\caption{HM: harmonic mean of the mean base and mean new accuracy ($\pm$ std of the "
+        r"per-seed HMs); Average: mean over datasets, its HM from the averaged base and new. "
+        r"Mean over seeds 1 2 3 $\pm$ population std. ZeroshotCLIP (zero-shot): one evaluation "
+        r"per dataset (nothing is trained, so no seeds and no std). $\Delta$ rows: each method "
+        r"minus its baseline, in points. Bold: the best method in each column.}")
     assert with_caption[-3:] == ["\\label{tab:x}", "\\end{table*}", ""]
     assert with_caption[:-4] == latex.grid_latex(g, groups_per_block=1, caption=False).split(
         "\n")[:-2]
