@@ -466,3 +466,17 @@ def test_clip_is_loaded_at_the_image_size_it_takes_and_with_the_checkpoint_trust
     with pytest.warns(UserWarning, match="full unpickle"):
         build_deep("CoOp", "MODEL.BACKBONE.PATH", str(holding_code),
                    "MODEL.TRUST_CHECKPOINT_CODE", "True")
+
+
+def test_hand_crafted_features_in_another_dtype_come_from_a_copy_of_the_encoder(
+        build_deep, monkeypatch):
+    """PromptSRC's fp32 frozen features in an fp16 run (SAR_PROMPT_CPU_HALF: fp16 on a CPU)."""
+    monkeypatch.setenv("SAR_PROMPT_CPU_HALF", "1")
+    trainer = build_deep("PromptSRC", "TRAINER.PROMPTSRC.PREC", "fp16")
+    names = trainer.dm.dataset.classnames
+    assert trainer.text_encoder.dtype == torch.float16
+    half = trainer.handcrafted_features(names, "names")
+    full = trainer.handcrafted_features(names, "names", dtype=torch.float32)
+    assert half.dtype == torch.float16 and full.dtype == torch.float32
+    torch.testing.assert_close(full.half(), half, atol=2e-2, rtol=0)
+    assert trainer.text_encoder.dtype == torch.float16  # the run's encoder is left as it was
