@@ -18,7 +18,7 @@ TEXT_WIDTH = 500.0
 TABLE_HEIGHT = 560.0   # what a table* may fill, its caption aside
 TABCOLSEP = 3.5
 # Computer Modern at \footnotesize (8 pt): widths in pt, measured with pdflatex; a table's
-# size comes out within 3% (width) and 1% (height) of pdflatex's (tests/test_paper_tables.py).
+# size comes out within 3% (width) and 2% (height) of pdflatex's (tests/test_paper_tables.py).
 DIGIT, POINT, SIGN, SPACE, LOWER, UPPER = 4.25, 2.4, 6.6, 2.85, 4.4, 6.2
 NARROW, WIDE = 2.9, 7.5     # the letters of these widths:
 NARROW_CHARS, WIDE_CHARS = set("fijlrstI()_"), set("mwMW%#&")

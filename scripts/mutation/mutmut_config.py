@@ -35,7 +35,7 @@ TESTS = {
     "sar_prompt/sar.py": ["tests/test_sar.py", "tests/test_guards.py",
                           "tests/test_mutation_guards.py", "-k", "not seed_0"],
     "trainers/sar_variants.py": SAR_TRAINER_TESTS,
-    "trainers/base.py": [*SAR_TRAINER_TESTS, *DEEP_TESTS],
+    "trainers/base.py": [*SAR_TRAINER_TESTS, "tests/test_precision.py", *DEEP_TESTS],
     "trainers/coop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
     "trainers/kgcoop.py": ["tests/test_trainers.py", "tests/test_methods.py"],
     "trainers/cocoop.py": ["tests/test_methods.py"],
