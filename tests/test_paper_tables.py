@@ -824,3 +824,15 @@ def test_the_size_estimate_of_a_table_whose_groups_differ_in_width(tmp_path):
               for r in g.rows for c in r.cells[3 * i:3 * i + 3] if c.mark]
     assert set(marked) == {0}  # DTD's only
     assert_size_estimate(tmp_path, g, None)
+
+
+def test_a_method_with_nothing_in_a_block_keeps_its_row_there(tmp_path):
+    from sar_prompt.results import formats, latex
+
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)},
+               datasets=("dtd", "eurosat"))
+    shutil.rmtree(tmp_path / "train_base" / "eurosat" / "shots_16" / "CoOpSAR")
+    shutil.rmtree(tmp_path / "test_new" / "eurosat" / "shots_16" / "CoOpSAR")
+    g = formats.grid(build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"], allow_partial=True))
+    eurosat_block = latex.grid_latex(g, groups_per_block=1).split("\\midrule[\\heavyrulewidth]")[1]
+    assert "\nCoOpSAR & -- & -- & -- \\\\\n" in eurosat_block
