@@ -8,10 +8,9 @@ from sar_prompt.runs.protocols import (BASE2NEW_SHOTS, DEFAULT_SEEDS, PROTOCOLS,
                                        default_datasets, protocol_of_root, protocol_root)
 from sar_prompt.runs.result_file import read_run
 from sar_prompt.vocabulary import DeprecatedAlias, env_help, setting
-from sar_prompt.results import records as found
+from sar_prompt.results import published, records as found
 from sar_prompt.results.aggregate import build_table, trainers_on_disk
 from sar_prompt.results.formats import FORMATS, problems_text, render, save
-from sar_prompt.results import published
 from sar_prompt.results.seed_tables import format_seed_runs, format_table
 
 
@@ -243,7 +242,6 @@ def main(argv=None):
         if isinstance(table, int):  # a sweep: its table is printed
             return table
         if args.published and not (table.problems and not args.allow_partial):
-
             if table.protocol != "base2new":
                 raise ConfigError("--published: the shipped numbers are base-to-new ones; "
                                   f"this table is {table.protocol}.")
@@ -262,7 +260,6 @@ def main(argv=None):
     text = render(table, args.format, args.std, args.latex_label)
     print(text, end="" if text.endswith("\n") else "\n")
     if flagged is not None:  # beside a table to paste or parse, on stderr
-
         print("\n" + published.flags_text(*flagged, args.tolerance),
               file=sys.stdout if args.format == "text" else sys.stderr)
     for warning in table.warnings:
