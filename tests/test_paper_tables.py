@@ -715,6 +715,19 @@ def test_the_size_estimate_with_titles_wider_than_their_one_column(tmp_path, gro
     assert_size_estimate(tmp_path, g, groups_per_block)
 
 
+@pytest.mark.parametrize("groups_per_block", [1, 2])
+def test_the_size_estimate_with_a_title_wider_than_base_new_and_hm(tmp_path, groups_per_block):
+    """A custom dataset's long name over three columns: LaTeX widens them to hold it."""
+    from sar_prompt.results import formats
+
+    needs_tex()
+    write_grid(tmp_path, {"CoOp": (80.0, 60.0), "CoOpSAR": (79.0, 66.0)}, datasets=("dtd",))
+    g = formats.grid(build_table(tmp_path, "base2new", ["CoOp", "CoOpSAR"]))
+    g.groups[0] = ("Describable Textures, our own larger split", g.groups[0][1])
+    assert [len(subs) for _, subs in g.groups] == [3, 3]
+    assert_size_estimate(tmp_path, g, groups_per_block)
+
+
 def test_the_whole_latex_of_a_two_block_table(tmp_path):
     """Every line: the preamble, a block per column group under a heavy rule, stds as
     subscripts (~ below; invisible where a row has none: @), bold best values, a little space
