@@ -31,7 +31,10 @@ if ! "$PY" -c "import mutmut, pytest" 2>/dev/null; then
 fi
 
 CONFIG="$REPO/scripts/mutation/mutmut_config.py"
+# torch, CLIP and matplotlib imported once, each mutant's tests in a fork (pytest_server.py)
+SERVER_DIR="$(mktemp -d)"
 export SAR_MUTATION_TARGET="$TARGET" SAR_MUTATION_PYTHON="$PY"
+export SAR_MUTATION_SERVER="$SERVER_DIR/pytest.sock"
 PATHS="$("$PY" "$CONFIG" paths "$TARGET")"
 RUNNER="$("$PY" "$CONFIG" runner "$TARGET")"
 IFS=, read -r -a FILES <<< "$PATHS"
@@ -39,12 +42,21 @@ if ! git diff --quiet -- "${FILES[@]}"; then
   echo "error: uncommitted changes in $PATHS: commit or stash them first (mutmut edits these files in place)" >&2
   exit 2
 fi
+SERVER_PID=""
 restore() {  # a run stopped between mutating a file and restoring it leaves FILE.bak
   for f in "${FILES[@]}"; do
     if [ -f "$f.bak" ]; then mv "$f.bak" "$f"; echo "restored $f" >&2; fi
   done
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$SERVER_DIR"
 }
 trap restore EXIT INT TERM
+"$PY" "$REPO/scripts/mutation/pytest_server.py" serve "$SAR_MUTATION_SERVER" &
+SERVER_PID=$!
+for _ in $(seq 600); do  # its imports take seconds; without it the runs start pytest afresh
+  [ -S "$SAR_MUTATION_SERVER" ] || ! kill -0 "$SERVER_PID" 2>/dev/null && break
+  sleep 0.1
+done
 echo "mutation target $TARGET:"
 "$PY" "$CONFIG" count "$TARGET"
 # mutmut finds its hook module, mutmut_config, on the path

@@ -80,3 +80,60 @@ def test_a_file_with_a_test_file_of_its_name_has_it_among_its_tests(config):
         own = f"tests/test_{os.path.basename(path)}"
         if (REPO / own).is_file():
             assert own in config.tests_for(path), f"{path}: add {own} to its tests"
+
+
+def _pytest_server(socket_path):
+    import subprocess
+    import sys
+    import time
+
+    server = subprocess.Popen([sys.executable, str(REPO / "scripts" / "mutation"
+                                                   / "pytest_server.py"), "serve",
+                               str(socket_path)])
+    for _ in range(600):
+        if socket_path.exists() or server.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert socket_path.exists(), "the pytest server did not start"
+    return server
+
+
+def test_each_run_of_the_pytest_server_imports_the_file_as_it_is_now(tmp_path):
+    """The fork server runs every mutant in a fresh fork: a module edited after the server
+    started is tested as edited, pytest's exit code comes back, and without a server the
+    client runs pytest itself (same codes)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "under_test.py").write_text("VALUE = 1\n")
+    (tmp_path / "test_value.py").write_text(
+        "import under_test\n\ndef test_value():\n    assert under_test.VALUE == 1\n")
+    client = [sys.executable, str(REPO / "scripts" / "mutation" / "pytest_server.py"), "run"]
+
+    def run(socket_path):
+        return subprocess.run([*client, str(socket_path), "-q", "-p", "no:cacheprovider",
+                               "test_value.py"], cwd=tmp_path, capture_output=True,
+                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).returncode
+
+    socket_path = tmp_path / "pytest.sock"
+    server = _pytest_server(socket_path)
+    try:
+        assert run(socket_path) == 0
+        (tmp_path / "under_test.py").write_text("VALUE = 2\n")  # a mutant
+        assert run(socket_path) == 1
+        (tmp_path / "under_test.py").write_text("VALUE = 1\n")
+        assert run(socket_path) == 0
+    finally:
+        server.kill()
+        server.wait()
+    assert run(tmp_path / "no-server.sock") == 0
+    (tmp_path / "under_test.py").write_text("VALUE = 3\n")
+    assert run(tmp_path / "no-server.sock") == 1
+
+
+def test_the_tests_of_a_mutant_go_to_the_server_when_one_is_named(config, monkeypatch):
+    assert "-m pytest -x -q" in config.command(["tests/test_gpa.py"])
+    monkeypatch.setattr(config, "SERVER", "/tmp/x/pytest.sock")
+    command = config.command(["tests/test_gpa.py"])
+    assert "pytest_server.py run /tmp/x/pytest.sock -x -q" in command
+    assert command.endswith("tests/test_gpa.py || exit 1'")

@@ -18,7 +18,11 @@ import shlex
 import sys
 
 PYTHON = os.environ.get("SAR_MUTATION_PYTHON", ".venv/bin/python")
-PYTEST = f"{PYTHON} -m pytest -x -q -p no:cacheprovider --assert=plain"
+PYTEST_ARGS = "-x -q -p no:cacheprovider --assert=plain"
+# scripts/mutation.sh serves the runs from a fork server (pytest_server.py), which has the
+# heavy imports done already; without one, each mutant's tests start a fresh interpreter
+SERVER = os.environ.get("SAR_MUTATION_SERVER", "")
+SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytest_server.py")
 
 # Fast tests for each file, the quickest to fail first (pytest stops at the first failure).
 SAR_TRAINER_TESTS = ["tests/test_guards.py", "tests/test_step.py", "tests/test_trainers.py",
@@ -126,7 +130,9 @@ def tests_for(path):
 def command(tests):
     # Any failure of pytest kills the mutant, also an error at import or collection
     # (mutmut 2 counts only exit status 1 as failed tests).
-    return f"bash -c {shlex.quote(f'{PYTEST} {shlex.join(tests)} || exit 1')}"
+    pytest = (f"{PYTHON} {shlex.quote(SERVER_SCRIPT)} run {shlex.quote(SERVER)}" if SERVER
+              else f"{PYTHON} -m pytest")
+    return f"bash -c {shlex.quote(f'{pytest} {PYTEST_ARGS} {shlex.join(tests)} || exit 1')}"
 
 
 def runner(name):
