@@ -31,6 +31,13 @@ DEEP_TESTS = ["tests/test_deep_methods.py", "-k", "not base2new_script"]
 MODELING_TESTS = ["tests/test_text_encoder.py", "tests/test_text_pass.py",
                   "tests/test_prompt_learner.py", "tests/test_deep_prompts.py",
                   "tests/test_encoders.py", "tests/test_guards.py", "tests/test_step.py"]
+
+
+def _first(*tests):
+    """MODELING_TESTS with a file's closest tests moved to the front (they fail soonest)."""
+    return [*tests, *(t for t in MODELING_TESTS if t not in tests)]
+
+
 # the rest of sar_prompt/results/: the tables and the numbers in them
 RESULTS_TESTS = ["tests/test_results.py", "tests/test_paper_tables.py",
                  "tests/test_sweep_table.py", "tests/test_guards.py", "-k",
@@ -56,6 +63,14 @@ TESTS = {
     "sar_prompt/modeling/gpa.py": ["tests/test_gpa.py"],
     "sar_prompt/modeling/tokens.py": ["tests/test_tokens.py", *MODELING_TESTS],
     "sar_prompt/modeling/backbone.py": ["tests/test_backbone.py", *MODELING_TESTS],
+    "sar_prompt/modeling/image_encoder.py": _first("tests/test_encoders.py",
+                                                   "tests/test_deep_prompts.py"),
+    "sar_prompt/modeling/deep_prompt.py": _first("tests/test_deep_prompts.py",
+                                                 "tests/test_encoders.py"),
+    "sar_prompt/modeling/prompted_clip.py": _first("tests/test_prompt_learner.py",
+                                                   "tests/test_deep_prompts.py"),
+    "sar_prompt/modeling/context_prompt.py": _first("tests/test_prompt_learner.py",
+                                                    "tests/test_text_pass.py"),
     "sar_prompt/modeling/bpe.py": ["tests/test_bpe.py", "tests/test_novel_lists.py",
                                    *MODELING_TESTS],
     "sar_prompt/modeling/transfer.py": ["tests/test_transfer.py", *MODELING_TESTS],
