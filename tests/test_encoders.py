@@ -42,6 +42,8 @@ def test_image_encoder_without_prompts_is_clips_own_pass(clip_model, images):
     clip_model.visual.ln_post.weight.requires_grad_(True)
     try:
         assert encoder(images).requires_grad  # a learnable parameter: a graph
+        with torch.no_grad():  # evaluation: none, learnable or not
+            assert not encoder(images).requires_grad
     finally:
         clip_model.visual.ln_post.weight.requires_grad_(False)
 
@@ -79,6 +81,52 @@ def test_image_prompts_where_maple_and_promptsrc_put_them(deeper_clip, images):
     assert ours.requires_grad  # a learnable prompt is on the path
     ours.sum().backward()
     assert shallow.grad is not None and shallow.grad.abs().sum() > 0
+
+
+def test_deep_image_prompts_without_a_shallow_one_are_added_then_replaced(deeper_clip, images):
+    """No prompt at the input: block 1's prompt is appended to the image tokens (nothing to
+    replace yet) and block 2's replaces it; with no prompts at all, every block is CLIP's."""
+    visual = deeper_clip.visual
+    gen = torch.Generator().manual_seed(3)
+    deep = [torch.randn(2, 64, generator=gen), torch.randn(3, 2, 64, generator=gen)]
+
+    def append(layer):
+        def hook(module, args):
+            x = args[0]
+            return (torch.cat([x, layer.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=0),)
+        return hook
+
+    def replace_last(layer):
+        def hook(module, args):
+            return (torch.cat([args[0][:-2], layer.permute(1, 0, 2)], dim=0),)
+        return hook
+
+    with torch.no_grad():
+        expected = with_hooks([(visual.transformer.resblocks[1], append(deep[0])),
+                               (visual.transformer.resblocks[2], replace_last(deep[1]))],
+                              lambda: visual(images))
+        ours = ImageEncoder(visual)(images, ImagePrompts(None, deep))
+        torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
+        assert torch.equal(ImageEncoder(visual)(images), visual(images))
+
+
+def test_a_resnet_image_tower_runs_as_clip_runs_it_and_refuses_prompts(images):
+    from sar_prompt.errors import ConfigError
+    from sar_prompt.modeling.backbone import import_clip
+
+    torch.manual_seed(0)
+    resnet = import_clip().model.CLIP(
+        embed_dim=32, image_resolution=32, vision_layers=(1, 1, 1, 1), vision_width=16,
+        vision_patch_size=None, context_length=77, vocab_size=49408, transformer_width=64,
+        transformer_heads=1, transformer_layers=1).eval()
+    encoder = ImageEncoder(resnet.visual)
+    assert not encoder.is_vit
+    with torch.no_grad():
+        assert torch.equal(encoder(images), resnet.encode_image(images))
+        with pytest.raises(ConfigError) as error:
+            encoder(images, ImagePrompts(torch.zeros(2, 64), []))
+    assert str(error.value) == ("Image prompts need a ViT backbone; MODEL.BACKBONE.NAME is a "
+                                "ResNet. Use ViT-B/16 (or another ViT).")
 
 
 def test_text_encoder_deep_prompts_match_a_full_pass_with_hooks(clip_model):
