@@ -58,9 +58,15 @@ def test_a_file_outside_the_targets_is_refused(config):
 def test_mutants_above_the_from_line_are_skipped(config, monkeypatch):
     from types import SimpleNamespace
 
+    from mutmut import RelativeMutationID
+
+    lines = (REPO / "sar_prompt/results/records.py").read_text(encoding="utf-8").split("\n")
+
     def hook(line):  # mutmut's context for a mutant on 1-based `line` of a results file
+        mutation_id = RelativeMutationID(line=lines[line - 1], index=0, line_number=line - 1)
         context = SimpleNamespace(filename="sar_prompt/results/records.py",
-                                  current_line_index=line - 1, skip=False,
+                                  mutation_id=mutation_id, current_line_index=line - 1,
+                                  skip=False,
                                   config=SimpleNamespace(test_command=None))
         config.pre_mutation(context)
         return context
@@ -137,3 +143,47 @@ def test_the_tests_of_a_mutant_go_to_the_server_when_one_is_named(config, monkey
     command = config.command(["tests/test_gpa.py"])
     assert "pytest_server.py run /tmp/x/pytest.sock -x -q" in command
     assert command.endswith("tests/test_gpa.py || exit 1'")
+
+
+def test_mutants_of_the_text_argparse_shows_people_are_skipped(config, monkeypatch):
+    """A mutant inside a help, metavar or prog text is skipped; one of the same calls'
+    other arguments (a dest, a default, a deprecated alias's preferred name) is tested."""
+    from types import SimpleNamespace
+
+    from mutmut import ALL, Context, mutate
+
+    path = "sar_prompt/results/tables_cli.py"
+    source = (REPO / path).read_text(encoding="utf-8")
+    context = Context(source=source, filename=path, mutation_id=ALL)
+    mutate(context)
+    monkeypatch.setenv("SAR_MUTATION_TARGET", "results")
+
+    def skipped(fragment):
+        """{mutated line: skipped?} for the mutants of the lines holding `fragment`."""
+        found = {}
+        for mutation_id in context.performed_mutation_ids:
+            if fragment in mutation_id.line:
+                hook = SimpleNamespace(filename=path, mutation_id=mutation_id, skip=False,
+                                       current_line_index=mutation_id.line_number,
+                                       config=SimpleNamespace(test_command=None))
+                config.pre_mutation(hook)
+                mutated, _ = mutate(Context(source=source, filename=path,
+                                            mutation_id=mutation_id))
+                found[mutated.split("\n")[mutation_id.line_number].strip()] = hook.skip
+        assert found, f"no mutant of a line with {fragment!r} in {path}"
+        return found
+
+    assert skipped('help="one trainer (default: the only one found)"') == {
+        'p.add_argument("--trainer", help="XXone trainer (default: the only one found)XX")':
+            True,
+        'p.add_argument("XX--trainerXX", help="one trainer (default: the only one found)")':
+            False}
+    assert all(skipped('prog="python -m sar_prompt.results"').values())
+    assert not any(skipped('preferred="--per-seed"').values())
+    assert skipped('p.add_argument("--label", action="append", default=[]') == {
+        'p.add_argument("XX--labelXX", action="append", default=[], metavar="TRAINER=TEXT",':
+            False,
+        'p.add_argument("--label", action="XXappendXX", default=[], metavar="TRAINER=TEXT",':
+            False,
+        'p.add_argument("--label", action="append", default=[], metavar="XXTRAINER=TEXTXX",':
+            True}

@@ -161,6 +161,36 @@ def runner(name):
     return command(files)
 
 
+# Text argparse shows people (--help, usage lines): a mutant there changes nothing a test
+# could check short of comparing the text with itself, so such mutants are skipped (and
+# left out of the report).
+PEOPLES_TEXT = ("help", "description", "epilog", "metavar", "prog", "usage")
+_PLAIN = {}
+
+
+def _without_peoples_text(source):
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg in PEOPLES_TEXT:
+            node.value = ast.Constant("")
+    return ast.dump(tree)
+
+
+def only_peoples_text(path, source, mutation_id):
+    """Whether mutant `mutation_id` of `source` changes only text argparse shows people."""
+    from mutmut import Context, mutate
+
+    mutated, _ = mutate(Context(source=source, filename=path, mutation_id=mutation_id))
+    if mutated == source:
+        return False
+    if (path, source) not in _PLAIN:
+        _PLAIN[(path, source)] = _without_peoples_text(source)
+    try:
+        return _without_peoples_text(mutated) == _PLAIN[(path, source)]
+    except SyntaxError:
+        return False
+
+
 _SPANS = {}
 
 
@@ -208,6 +238,11 @@ def pre_mutation(context):
                                                                                   functions):
         context.skip = True
         return
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    if only_peoples_text(path, source, context.mutation_id):
+        context.skip = True
+        return
     context.config.test_command = command(tests_for(path))
 
 
@@ -242,8 +277,10 @@ def report(status="bad_survived"):
     for pk, path, line, number, index in rows:
         source = subprocess.run(["git", "show", f"HEAD:{path}"], capture_output=True,
                                 text=True, check=True).stdout
-        mutated, _ = mutate(Context(source=source, filename=path, mutation_id=RelativeMutationID(
-            line=line, index=index, line_number=number)))
+        mutation_id = RelativeMutationID(line=line, index=index, line_number=number)
+        if only_peoples_text(path, source, mutation_id):  # from a run before they were skipped
+            continue
+        mutated, _ = mutate(Context(source=source, filename=path, mutation_id=mutation_id))
         # the line that changed: in an expression over several lines, mutmut's line number
         # may be that of another of its lines
         pairs = list(zip(source.split("\n"), mutated.split("\n")))
