@@ -195,3 +195,115 @@ def test_depth_and_context_checks(clip_model, capsys):
     with pytest.raises(ConfigError, match="too few to initialise 4"):
         MaPLePromptLearner(clip_model, TextEncoder(clip_model), NAMES, n_ctx=4,
                            ctx_init="a photo", depth=1)
+
+
+def test_depth_checks_say_exactly_what_is_wrong(clip_model, tiny_resnet_clip, capsys):
+    from sar_prompt.modeling.deep_prompt import encoder_layers, vision_width
+
+    check_prompt_depth(clip_model, 0, "KEY")  # the defaults: depth 0 allowed, no encoder named
+    check_prompt_depth(clip_model, 7, "KEY")
+    check_prompt_depth(clip_model, 2, "KEY", minimum=2, text=True, vision=True)  # at the minimum
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ConfigError) as error:
+        check_prompt_depth(clip_model, 1, "TRAINER.X.DEPTH", minimum=2)
+    assert str(error.value) == "TRAINER.X.DEPTH is 1; it must be at least 2."
+    check_prompt_depth(clip_model, 5, "TRAINER.X.DEPTH", text=True)
+    assert capsys.readouterr().out == (
+        "[sar_prompt] TRAINER.X.DEPTH is 5, but this CLIP's text encoder has 3 layers: no text "
+        "prompts for layers 4..5.\n")
+    # a ResNet image tower: no vision prompts at all
+    assert encoder_layers(tiny_resnet_clip) == (2, 0)
+    check_prompt_depth(tiny_resnet_clip, 0, "TRAINER.X.DEPTH_VISION", vision=True)
+    with pytest.raises(ConfigError) as error:
+        check_prompt_depth(tiny_resnet_clip, 1, "TRAINER.X.DEPTH_VISION", vision=True)
+    assert str(error.value) == ("TRAINER.X.DEPTH_VISION is 1: vision prompts need a ViT "
+                                "backbone, and MODEL.BACKBONE.NAME is a ResNet. Use ViT-B/16.")
+    with pytest.raises(ValueError) as error:
+        vision_width(tiny_resnet_clip)
+    assert str(error.value) == ("vision prompts need a ViT backbone; this CLIP's image encoder "
+                                "is a ResNet")
+    assert context_init("a photo of a big", 5) == "" and context_init("a photo of a", 4)
+
+
+def test_the_learners_refuse_depths_the_references_refuse(clip_model):
+    text_encoder = TextEncoder(clip_model)
+    with pytest.raises(ValueError) as error:
+        MaPLePromptLearner(clip_model, text_encoder, NAMES, depth=0)
+    assert str(error.value) == "MaPLe's prompt depth must be >= 1, got 0"
+    for text, vision in ((0, 3), (3, -1)):
+        with pytest.raises(ValueError) as error:
+            IndependentPromptLearner(clip_model, text_encoder, NAMES, depth_text=text,
+                                     depth_vision=vision)
+        assert str(error.value) == ("PromptSRC's text prompt depth must be >= 1 and its vision "
+                                    f"prompt depth >= 0, got {text} and {vision}")
+
+
+def test_the_learners_defaults_are_their_methods_config_defaults():
+    import inspect
+
+    from sar_prompt.config.keys import MAPLE_DEFAULTS, PROMPTSRC_DEFAULTS
+
+    def defaults(cls, *names):
+        parameters = inspect.signature(cls).parameters
+        return tuple(parameters[n].default for n in names)
+
+    assert defaults(MaPLePromptLearner, "n_ctx", "ctx_init", "depth") == tuple(
+        MAPLE_DEFAULTS[k] for k in ("N_CTX", "CTX_INIT", "PROMPT_DEPTH"))
+    assert defaults(IndependentPromptLearner, "n_ctx_text", "n_ctx_vision", "ctx_init",
+                    "depth_text", "depth_vision") == tuple(
+        PROMPTSRC_DEFAULTS[k] for k in ("N_CTX_TEXT", "N_CTX_VISION", "CTX_INIT",
+                                        "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH_VISION"))
+
+
+def test_maples_vision_projections_are_separate_layers(clip_model):
+    """Copies of one layer at the start (as the reference), each then trained on its own."""
+    learner = MaPLePromptLearner(clip_model, TextEncoder(clip_model), NAMES, depth=3)
+    first, second = learner.compound_prompt_projections
+    assert first.weight is not second.weight and first.bias is not second.bias
+    with torch.no_grad():
+        first.weight.add_(1.0)
+    assert not torch.equal(first.weight, second.weight)
+
+
+# The names the references save their prompts under, written out as they are in the
+# checkpoints MaPLe's and PromptSRC's code writes (the whole model's state dict).
+MAPLE_CHECKPOINT_NAMES = {
+    "ctx": "prompt_learner.ctx", "proj.weight": "prompt_learner.proj.weight",
+    "proj.bias": "prompt_learner.proj.bias",
+    "compound_prompts_text.0": "prompt_learner.compound_prompts_text.0",
+    "compound_prompts_text.1": "prompt_learner.compound_prompts_text.1",
+    "compound_prompt_projections.0.weight": "prompt_learner.compound_prompt_projections.0.weight",
+    "compound_prompt_projections.0.bias": "prompt_learner.compound_prompt_projections.0.bias",
+    "compound_prompt_projections.1.weight": "prompt_learner.compound_prompt_projections.1.weight",
+    "compound_prompt_projections.1.bias": "prompt_learner.compound_prompt_projections.1.bias"}
+PROMPTSRC_CHECKPOINT_NAMES = {
+    "ctx": "prompt_learner.ctx", "vision_ctx": "image_encoder.VPT",
+    "vision_prompts.0": "image_encoder.transformer.resblocks.1.VPT_shallow",
+    "vision_prompts.1": "image_encoder.transformer.resblocks.2.VPT_shallow",
+    "text_prompts.0": "text_encoder.transformer.resblocks.1.VPT_shallow",
+    "text_prompts.1": "text_encoder.transformer.resblocks.2.VPT_shallow"}
+FROZEN = ("image_encoder.conv1.weight", "text_encoder.positional_embedding", "logit_scale",
+          "prompt_learner.ZS_image_encoder.conv1.weight")
+
+
+@pytest.mark.parametrize("method", ["MaPLe", "PromptSRC"])
+def test_a_references_checkpoint_loads_under_its_own_names(clip_model, method):
+    from sar_prompt.dassl_glue.reference_state import match_state_dict
+
+    text_encoder = TextEncoder(clip_model)
+    if method == "MaPLe":
+        learner, names = MaPLePromptLearner(clip_model, text_encoder, NAMES, depth=3), \
+            MAPLE_CHECKPOINT_NAMES
+    else:
+        learner, names = IndependentPromptLearner(clip_model, text_encoder, NAMES, depth_text=3,
+                                                  depth_vision=3), PROMPTSRC_CHECKPOINT_NAMES
+    assert set(learner.state_dict()) == set(names)
+    saved = {names[k]: torch.full_like(v, float(i)) for i, (k, v) in
+             enumerate(learner.state_dict().items())}
+    saved.update({key: torch.zeros(1) for key in FROZEN})
+    matched = match_state_dict(saved, learner, "model.pth.tar-5", method)
+    assert {k: v.unique().tolist() for k, v in matched.state.items()} == {
+        k: [float(i)] for i, k in enumerate(learner.state_dict())}
+    assert sorted(matched.ignored) == sorted(
+        (key, "frozen CLIP weights (saved with the whole model); CLIP comes from "
+              "MODEL.BACKBONE") for key in FROZEN)

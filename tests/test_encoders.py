@@ -110,15 +110,11 @@ def test_deep_image_prompts_without_a_shallow_one_are_added_then_replaced(deeper
         assert torch.equal(ImageEncoder(visual)(images), visual(images))
 
 
-def test_a_resnet_image_tower_runs_as_clip_runs_it_and_refuses_prompts(images):
+def test_a_resnet_image_tower_runs_as_clip_runs_it_and_refuses_prompts(tiny_resnet_clip,
+                                                                        images):
     from sar_prompt.errors import ConfigError
-    from sar_prompt.modeling.backbone import import_clip
 
-    torch.manual_seed(0)
-    resnet = import_clip().model.CLIP(
-        embed_dim=32, image_resolution=32, vision_layers=(1, 1, 1, 1), vision_width=16,
-        vision_patch_size=None, context_length=77, vocab_size=49408, transformer_width=64,
-        transformer_heads=1, transformer_layers=1).eval()
+    resnet = tiny_resnet_clip
     encoder = ImageEncoder(resnet.visual)
     assert not encoder.is_vit
     with torch.no_grad():

@@ -110,7 +110,6 @@ class MaPLePromptLearner(DeepPromptLearner):
             raise ValueError(f"MaPLe's prompt depth must be >= 1, got {depth}")
         super().__init__(clip_model, text_encoder, classnames, n_ctx, ctx_init)
         text_width, image_width = self.ctx.shape[-1], vision_width(clip_model)
-        self.depth = depth
         # fp16 in fp16 runs, like the context it maps (the reference makes it fp16 always)
         self.proj = nn.Linear(text_width, image_width).to(self.ctx.dtype)
         self.compound_prompts_text = normal_prompts(depth - 1, self.n_ctx, text_width)
