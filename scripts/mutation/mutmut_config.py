@@ -76,6 +76,7 @@ TESTS = {
     "sar_prompt/modeling/transfer.py": ["tests/test_transfer.py", *MODELING_TESTS],
     "sar_prompt/modeling/torch_load.py": ["tests/test_checkpoint_safety.py", "tests/test_compat.py",
                                           "tests/test_input_guards.py"],
+    "sar_prompt/results/tables_cli.py": ["tests/test_tables_cli.py", *RESULTS_TESTS],
     "sar_prompt/results/records.py": ["tests/test_records.py", *RESULTS_TESTS],
     "sar_prompt/results/seed_tables.py": ["tests/test_seed_tables.py", "tests/test_guards.py",
                                           "-k", "seed or mean_row"],
