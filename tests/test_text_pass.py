@@ -234,3 +234,122 @@ def test_chunks_split_rows_into_whole_groups_or_pieces_of_one():
     assert _chunks(10, 1, 4) == [(0, 4, 4), (4, 8, 4), (8, 10, 2)]
     assert _chunks(12, 4, 7) == [(0, 6, 3), (6, 12, 3)]  # whole groups of 3
     assert _chunks(10, 2, 3) == [(0, 3, 3), (3, 5, 2), (5, 8, 3), (8, 10, 2)]  # pieces
+
+
+# -- the pass planner's cost model: positions the encoder runs -----------------------------
+def positions_run(encoder, prompts):
+    """Token positions the first block's MLP runs for `prompts` (prefix and rows)."""
+    counted = []
+    hook = encoder.resblocks[0].mlp.register_forward_hook(
+        lambda module, args, out: counted.append(args[0].numel() // args[0].shape[-1]))
+    try:
+        with torch.no_grad():
+            encoder.encode(prompts)
+    finally:
+        hook.remove()
+    return sum(counted)
+
+
+def test_a_pass_costs_the_positions_the_encoder_runs(clip_model):
+    from sar_prompt.modeling.prompted_clip import pass_cost
+
+    encoder = TextEncoder(clip_model)
+    torch.manual_seed(4)
+    coop = ContextPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a")
+    cocoop = ConditionalPromptLearner(clip_model, encoder, NAMES, n_ctx=2)
+    novel = coop.class_tokens(NOVEL)
+    cases = [coop(), coop(novel), coop(novel, torch.tensor([2, 0])),
+             cocoop(None, None, torch.randn(3, 32)),  # three images: three groups
+             join_prompts([coop(), coop(novel)])]
+    padded = coop(novel)
+    padded.eot_list = None  # every row runs to the longest EOT
+    wide = coop(novel)  # embeddings wider than the positions run
+    wide.eot_list = None
+    wide.embeddings = torch.nn.functional.pad(wide.embeddings,
+                                              (0, 0, 0, 77 - wide.embeddings.shape[1]))
+    unknown = coop(novel)  # no length on the host: the encoder reads it from the EOTs
+    unknown.eot_list = unknown.length = None
+    cases += [padded, wide, unknown]
+    for prompts in cases:
+        assert prompts.shared_prefix > 0
+        assert pass_cost(prompts) == positions_run(encoder, prompts)
+
+
+def metadata(rows, length, groups=1, shared=0):
+    """Prompts of `rows` rows that all run to `length` (no EOTs on the host): all the
+    planner reads."""
+    from sar_prompt.modeling.learner_interface import TextPrompts
+
+    return TextPrompts(torch.zeros(rows, length, 4), torch.full((rows,), length - 1),
+                       length=length, shared_prefix=shared, groups=groups)
+
+
+def test_the_planner_joins_sets_while_the_joined_pass_costs_at_most_a_quarter_more():
+    from sar_prompt.modeling.learner_interface import TextPrompts
+    from sar_prompt.modeling.prompted_clip import JOIN_SLACK, pass_cost
+
+    # 4 rows to 9 and 1 row to 12 positions: apart 36 + 12 = 48, joined 5 x 12 = 60 = 1.25 x 48
+    at_the_limit = [metadata(4, 9), metadata(1, 12)]
+    assert pass_cost(join_prompts(at_the_limit)) == JOIN_SLACK * 48 == 60
+    assert plan_passes(at_the_limit) == [[0, 1]]
+    # 4 rows to 6 and 1 to 12: apart 36, joined 60 (1.67 times): apart
+    assert plan_passes([metadata(4, 6), metadata(1, 12)]) == [[0], [1]]
+    # a shared prefix is run once per group, joined or not
+    shared = [metadata(4, 12, groups=2, shared=5), metadata(2, 12, groups=2, shared=3)]
+    assert plan_passes(shared) == [[0, 1]]
+    assert pass_cost(join_prompts(shared)) == 6 * (12 - 3) + 2 * 3
+    # the shared prefix counts in the joined pass too: 4 x 9 + 3 = 39 > 1.25 x (9 + 21)
+    assert plan_passes([metadata(2, 6, shared=3), metadata(2, 12, shared=3)]) == [[0], [1]]
+    # never joined: sets of other groups, per-row deep prompts
+    assert plan_passes([metadata(2, 9, groups=2), metadata(2, 9)]) == [[0], [1]]
+    per_row = TextPrompts(torch.zeros(2, 9, 4), torch.full((2,), 8), [torch.zeros(2, 1, 4)],
+                          length=9)
+    assert plan_passes([per_row, per_row]) == [[0], [1]]
+    assert plan_passes([metadata(2, 9)]) == [[0]]
+
+
+def test_a_joined_set_knows_its_eots_only_if_every_set_did(clip_model):
+    learner = ContextPromptLearner(clip_model, TextEncoder(clip_model), NAMES,
+                                   ctx_init="a photo of a")
+    known, unknown = learner(), learner()
+    unknown.eot_list = None
+    assert join_prompts([known, known]).eot_list == known.eot_list * 2
+    assert join_prompts([known, unknown]).eot_list is None
+
+
+def test_an_evaluations_frozen_features_serve_only_the_class_set(clip_model):
+    encoder = TextEncoder(clip_model)
+    learner = ContextPromptLearner(clip_model, encoder, NAMES, ctx_init="a photo of a")
+    model = PromptedCLIP(clip_model, encoder, learner)
+    novel = learner.class_tokens(NOVEL)
+    with torch.no_grad():
+        expected_novel = model.text_features(novel)
+        expected_two = model.text_features(index=torch.tensor([1, 4]))
+        with model.frozen_text_features():
+            frozen = model.text_features()
+            assert model.text_features() is frozen  # computed once for the evaluation
+            torch.testing.assert_close(model.text_features(novel), expected_novel)
+            torch.testing.assert_close(model.text_features(index=torch.tensor([1, 4])),
+                                       expected_two)
+        assert model.text_features() is not frozen
+
+
+def test_image_conditioned_text_passes_hold_at_most_their_row_budget(clip_model):
+    """Each image has its own prompts for every class: a pass takes as many images as fit
+    `rows_per_text_pass` rows, and at least one."""
+    encoder = TextEncoder(clip_model)
+    torch.manual_seed(5)
+    learner = ConditionalPromptLearner(clip_model, encoder, NAMES, n_ctx=2)
+    model = PromptedCLIP(clip_model, encoder, learner)
+    assert model.dtype == clip_model.dtype  # as the CoOp family's CustomCLIP
+    rows = []  # per text pass
+    encode = encoder.encode
+    encoder.encode = lambda prompts: rows.append(prompts.eot.shape[0]) or encode(prompts)
+    condition = torch.randn(5, 32)
+    with torch.no_grad():
+        expected = model.text_features(condition=condition)
+        for budget, per_pass in ((12, [12, 12, 6]), (13, [12, 12, 6]), (4, [6] * 5)):
+            rows.clear()
+            model.rows_per_text_pass = budget
+            torch.testing.assert_close(model.text_features(condition=condition), expected)
+            assert rows == per_pass, budget
