@@ -187,3 +187,41 @@ def test_mutants_of_the_text_argparse_shows_people_are_skipped(config, monkeypat
             False,
         'p.add_argument("--label", action="append", default=[], metavar="XXTRAINER=TEXTXX",':
             True}
+
+
+def test_a_stopped_runner_stops_its_tests_in_the_server(tmp_path):
+    """mutmut's timeout kills the shell it started, not the client under it: the client
+    notices, goes, and the server stops the tests it was running (else a mutant that loops
+    forever would hold the server, and every later mutant, for good)."""
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "test_forever.py").write_text(
+        "import os, time\n\ndef test_forever():\n"
+        "    open('pid', 'w').write(str(os.getpid()))\n    time.sleep(600)\n")
+    socket_path = tmp_path / "pytest.sock"
+    server = _pytest_server(socket_path)
+    client = f"{sys.executable} {REPO / 'scripts' / 'mutation' / 'pytest_server.py'} run"
+    try:
+        shell = subprocess.Popen(["bash", "-c", f"{client} {socket_path} -q -p no:cacheprovider "
+                                  "test_forever.py || exit 1"], cwd=tmp_path)
+        for _ in range(600):
+            if (tmp_path / "pid").is_file() and (tmp_path / "pid").read_text():
+                break
+            time.sleep(0.1)
+        tests = int((tmp_path / "pid").read_text())
+        shell.kill()
+        shell.wait()
+        for _ in range(300):  # the forked tests stop within seconds
+            try:
+                os.kill(tests, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(tests, 9)
+            pytest.fail("the tests of a stopped runner still run in the server")
+    finally:
+        server.kill()
+        server.wait()
