@@ -189,10 +189,25 @@ def test_mutants_of_the_text_argparse_shows_people_are_skipped(config, monkeypat
             True}
 
 
-def test_a_stopped_runner_stops_its_tests_in_the_server(tmp_path):
+def _gone(pid):
+    import time
+
+    for _ in range(300):  # within seconds
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    return False
+
+
+@pytest.mark.parametrize("stopped", ["runner", "server"])
+def test_a_stopped_runner_or_server_stops_the_tests_it_ran(tmp_path, stopped):
     """mutmut's timeout kills the shell it started, not the client under it: the client
     notices, goes, and the server stops the tests it was running (else a mutant that loops
-    forever would hold the server, and every later mutant, for good)."""
+    forever would hold the server, and every later mutant, for good). A server stopped
+    (the end of scripts/mutation.sh) stops them too."""
     import subprocess
     import sys
     import time
@@ -211,17 +226,10 @@ def test_a_stopped_runner_stops_its_tests_in_the_server(tmp_path):
                 break
             time.sleep(0.1)
         tests = int((tmp_path / "pid").read_text())
+        (shell if stopped == "runner" else server).terminate()
+        assert _gone(tests), f"the tests of a stopped {stopped} still run"
         shell.kill()
         shell.wait()
-        for _ in range(300):  # the forked tests stop within seconds
-            try:
-                os.kill(tests, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(tests, 9)
-            pytest.fail("the tests of a stopped runner still run in the server")
     finally:
         server.kill()
         server.wait()

@@ -22,6 +22,7 @@ PRELOAD = ("numpy", "torch", "torchvision", "PIL.Image", "yacs.config", "clip",
 
 def _forked_pytest(request):
     """In the fork: the client's directory and environment, output discarded, pytest's code."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setsid()
     os.chdir(request["cwd"])
     os.environ.clear()
@@ -39,11 +40,25 @@ def _forked_pytest(request):
         os._exit(code)
 
 
+_running = []  # the fork running tests now, stopped with the server
+
+
+def _stop(signum, frame):
+    for pid in _running:
+        for kill in (os.killpg, os.kill):  # its group, or itself before it made one
+            try:
+                kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    sys.exit(0)
+
+
 def _run_one(conn):
     request = json.loads(conn.makefile("r").readline())
     pid = os.fork()
     if pid == 0:
         _forked_pytest(request)
+    _running[:] = [pid]
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -58,6 +73,7 @@ def _run_one(conn):
 
 def serve(path):
     sys.dont_write_bytecode = True   # a mutant and the original may share mtime and size
+    signal.signal(signal.SIGTERM, _stop)
     for name in PRELOAD:
         __import__(name)
     if os.path.exists(path):
