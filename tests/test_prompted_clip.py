@@ -1,27 +1,16 @@
 """PromptedCLIP's logits (CLIP's scaled cosine similarities, per image for an
 image-conditioned learner), the class features frozen for an evaluation, and zero-shot
 CLIP's fixed-feature classifier."""
-import pytest
 import torch
 
-from sar_prompt.modeling.backbone import load_clip
 from sar_prompt.modeling.conditional_prompt import ConditionalPromptLearner
 from sar_prompt.modeling.context_prompt import ContextPromptLearner
 from sar_prompt.modeling.image_encoder import ImageEncoder
 from sar_prompt.modeling.prompted_clip import HandcraftedCLIP, PromptedCLIP
 from sar_prompt.modeling.text_encoder import TextEncoder, normalize
+from test_encoders import clip_model, images  # noqa: F401  (fixtures)
 
 NAMES = ["car_side", "grand piano", "ant"]
-
-
-@pytest.fixture(scope="module")
-def clip_model(tiny_clip_path):
-    return load_clip("tiny", str(tiny_clip_path), "fp32").requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def images():
-    return torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
 def clip_logits(clip_model, images, text_features):
