@@ -266,3 +266,19 @@ def test_sweep_and_published_requests_that_cannot_be_met(tmp_path, capsys):
                                        "base-to-new ones; this table is fewshot.\n")
     main([root, "--sweep"])  # one trainer on disk: its sweep, whatever it holds
     assert "--sweep tabulates one trainer's points" not in capsys.readouterr().err
+
+
+def test_save_says_what_it_wrote_or_why_it_could_not(tmp_path, capsys):
+    from test_results import write_grid
+
+    from sar_prompt.results.tables_cli import main
+
+    write_grid(tmp_path / "runs", {"CoOp": (80.0, 60.0)}, datasets=("dtd",))
+    assert main([str(tmp_path / "runs"), "--save", str(tmp_path / "tables"), "--no-plot"]) == 0
+    wrote = capsys.readouterr().err.splitlines()
+    assert wrote and all(line.startswith(f"wrote {tmp_path / 'tables'}") for line in wrote)
+    assert {line[len("wrote "):] for line in wrote} == {
+        str(p) for p in (tmp_path / "tables").iterdir()}
+    (tmp_path / "a_file").write_text("")
+    assert main([str(tmp_path / "runs"), "--save", str(tmp_path / "a_file"), "--no-plot"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
