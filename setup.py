@@ -54,7 +54,8 @@ setup(
     extras_require={
         "plots": ["matplotlib"],            # the plot beside each result table
         "slurm": ["submitit"],              # bench.sh / base2new_all.sh --slurm
-        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit"],
+        # (mutmut: tests/test_mutation_config.py checks the mutation tooling)
+        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
         # scripts/mutation.sh: mutmut 2 mutates files in place, which this layout needs
         "dev": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
     },

@@ -131,3 +131,22 @@ def test_x_against_xsar_at_a_chosen_point(tmp_path, capsys):
     assert delta.split("|")[3] == " +0.00 "
     assert main(args + ["--point", "SAR.WEIGHT=7"]) == 2
     assert "the points there: SAR.WEIGHT=0, SAR.WEIGHT=5" in capsys.readouterr().err
+
+
+def test_every_points_averages_and_unfinished_runs_are_kept(tmp_path, capsys):
+    from sar_prompt.results import sweep_table as sweep
+
+    write_sweep(tmp_path, shots=16, skip={("cfg__SAR.WEIGHT=0", "dtd", 3),
+                                          ("cfg__SAR.WEIGHT=5", "eurosat", 1)})
+    found = sweep.points_on_disk(tmp_path, "base2new", "CoOpSAR", ["dtd", "eurosat"], [16])
+    table = sweep.sweep_table(tmp_path, "base2new", "CoOpSAR", found)
+    points = ["SAR.WEIGHT=0", "SAR.WEIGHT=1", "SAR.WEIGHT=5"]
+    assert table.trainers == points
+    assert sorted({a.trainer for a in table.averages}) == points
+    assert sorted({p["run"].split(":")[0] for p in table.problems}) == ["SAR.WEIGHT=0",
+                                                                       "SAR.WEIGHT=5"]
+    one = sweep.sweep_table(tmp_path, "base2new", "CoOpSAR", found, datasets=["eurosat"])
+    assert one.averages == [] and {e.dataset for e in one.entries} == {"eurosat"}
+    assert main(sweep_args(tmp_path, "--allow-partial", "--format", "markdown")) == 0
+    assert ("Picking the best point by these numbers is selection on the test split: tune on "
+            "a validation split, or report every point.") in capsys.readouterr().out
