@@ -18,6 +18,11 @@ def discovered_packages():
     return packages
 
 
+# mutmut 2 (it mutates files in place, which this layout needs) runs scripts/mutation.sh;
+# tests/test_mutation_config.py checks that tooling
+TEST_REQUIRES = ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit",
+                 "mutmut>=2.5.1,<3"]
+
 setup(
     name="sar-prompt",
     version="0.1.0",
@@ -54,9 +59,7 @@ setup(
     extras_require={
         "plots": ["matplotlib"],            # the plot beside each result table
         "slurm": ["submitit"],              # bench.sh / base2new_all.sh --slurm
-        # (mutmut: tests/test_mutation_config.py checks the mutation tooling)
-        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
-        # scripts/mutation.sh: mutmut 2 mutates files in place, which this layout needs
-        "dev": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "submitit", "mutmut>=2.5.1,<3"],
+        "test": TEST_REQUIRES,
+        "dev": TEST_REQUIRES,               # scripts/mutation.sh's name for the same set
     },
 )

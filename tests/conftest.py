@@ -70,13 +70,13 @@ def tiny_clip_path(tmp_path_factory):
 def tiny_resnet_clip():
     """A tiny CLIP with a ResNet image tower (as RN50's, in miniature), seeded, in eval mode."""
     from sar_prompt.modeling.backbone import import_clip
+    from sar_prompt.orchestration.demo import TINY_CLIP
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return import_clip().model.CLIP(
-            embed_dim=32, image_resolution=32, vision_layers=(1, 1, 1, 1), vision_width=16,
-            vision_patch_size=None, context_length=77, vocab_size=49408, transformer_width=64,
-            transformer_heads=1, transformer_layers=2).eval().requires_grad_(False)
+        return import_clip().model.CLIP(**{
+            **TINY_CLIP, "vision_layers": (1, 1, 1, 1), "vision_width": 16,
+            "vision_patch_size": None}).eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="session")

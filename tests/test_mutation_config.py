@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SERVER_SCRIPT = REPO / "scripts" / "mutation" / "pytest_server.py"
 
 
 @pytest.fixture
@@ -93,9 +94,7 @@ def _pytest_server(socket_path):
     import sys
     import time
 
-    server = subprocess.Popen([sys.executable, str(REPO / "scripts" / "mutation"
-                                                   / "pytest_server.py"), "serve",
-                               str(socket_path)])
+    server = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), "serve", str(socket_path)])
     for _ in range(600):
         if socket_path.exists() or server.poll() is not None:
             break
@@ -114,7 +113,7 @@ def test_each_run_of_the_pytest_server_imports_the_file_as_it_is_now(tmp_path):
     (tmp_path / "under_test.py").write_text("VALUE = 1\n")
     (tmp_path / "test_value.py").write_text(
         "import under_test\n\ndef test_value():\n    assert under_test.VALUE == 1\n")
-    client = [sys.executable, str(REPO / "scripts" / "mutation" / "pytest_server.py"), "run"]
+    client = [sys.executable, str(SERVER_SCRIPT), "run"]
 
     def run(socket_path):
         return subprocess.run([*client, str(socket_path), "-q", "-p", "no:cacheprovider",
@@ -217,7 +216,7 @@ def test_a_stopped_runner_or_server_stops_the_tests_it_ran(tmp_path, stopped):
         "    open('pid', 'w').write(str(os.getpid()))\n    time.sleep(600)\n")
     socket_path = tmp_path / "pytest.sock"
     server = _pytest_server(socket_path)
-    client = f"{sys.executable} {REPO / 'scripts' / 'mutation' / 'pytest_server.py'} run"
+    client = f"{sys.executable} {SERVER_SCRIPT} run"
     try:
         shell = subprocess.Popen(["bash", "-c", f"{client} {socket_path} -q -p no:cacheprovider "
                                   "test_forever.py || exit 1"], cwd=tmp_path)
